@@ -1,0 +1,33 @@
+# avvp-lit: every target that needs the virtual environment creates it first.
+PYTHON ?= python3
+VENV ?= .venv
+# Users with GPUs: make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+DATA ?= data/synthetic
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint data train ablation clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+data: $(STAMP)
+	@if [ -f $(DATA)/.complete ]; then echo "synthetic dataset already in $(DATA)"; \
+	else $(BIN)/avvp-synth $(DATA) --features valor --size default --seed 0; fi
+
+clean:
+	rm -rf $(VENV) outputs multirun wandb .pytest_cache

@@ -1,0 +1,236 @@
+"""The LightningDataModule serving a dataset folder (annotations + a feature store).
+
+Batches are dicts of tensors:
+- ``audio``, ``visual``, ``visual_st``: the feature set's arrays, float32;
+- ``label`` (B, 25) weak labels; ``index`` (B,) the video's position in the split;
+- train, when the feature set has them: ``pl_audio``, ``pl_visual`` (B, 10, 25);
+- val/test: ``gt_audio``, ``gt_visual`` (B, 10, 25) dense labels.
+Val/test order is the split file's order.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from avvp_lit.data.annotations import SplitAnnotations, load_split
+from avvp_lit.data.features import FeatureError, FeatureSet
+from avvp_lit.data.stores import FeatureStore, open_store
+from avvp_lit.progress import progress_bar
+
+MISSING_SHOWN = 10
+PSEUDO_LABEL_KEYS = ("pl_audio", "pl_visual")
+
+
+def drop_missing(
+    annotations: SplitAnnotations, store: FeatureStore, *, on_missing: str
+) -> SplitAnnotations:
+    """Check that the store holds every video of the split; drop the absent ones if asked.
+
+    ``on_missing="error"`` raises listing the missing ids (count + first 10);
+    ``"skip"`` warns with the count and the videos dropped.
+    """
+    ids = annotations.feature_ids
+    missing = set(store.missing(ids))
+    if not missing:
+        return annotations
+    listed = [v for v in ids if v in missing]
+    head = ", ".join(listed[:MISSING_SHOWN]) + (" ..." if len(listed) > MISSING_SHOWN else "")
+    message = (
+        f"{len(listed)} of {len(ids)} {annotations.split} videos have no features in "
+        f"{store.location}: {head}"
+    )
+    if on_missing == "error":
+        raise FeatureError(message + " (set data.on_missing=skip to drop them)")
+    if on_missing != "skip":
+        raise FeatureError(f"on_missing must be 'error' or 'skip', not {on_missing!r}")
+    warnings.warn(message + "; dropped", stacklevel=2)
+    keep = np.array([v not in missing for v in ids])
+
+    def select(array: np.ndarray | None) -> np.ndarray | None:
+        return None if array is None else array[keep]
+
+    return SplitAnnotations(
+        split=annotations.split,
+        filenames=[n for n, k in zip(annotations.filenames, keep, strict=True) if k],
+        weak=annotations.weak[keep],
+        gt_audio=select(annotations.gt_audio),
+        gt_visual=select(annotations.gt_visual),
+        files=annotations.files,
+    )
+
+
+class LLPDataset(Dataset):
+    """One split: features from a store, labels from the annotations.
+
+    ``in_memory`` reads every video once (with a progress bar) into stacked tensors;
+    otherwise each item is read from the store on access (HDF5 handles per worker).
+    """
+
+    def __init__(
+        self,
+        annotations: SplitAnnotations,
+        store: FeatureStore,
+        *,
+        in_memory: bool,
+        with_pseudo_labels: bool,
+        progress: bool = True,
+    ) -> None:
+        self.annotations = annotations
+        self.store = store
+        self.ids = annotations.feature_ids
+        self.keys = tuple(
+            k for k in store.feature_set.keys if with_pseudo_labels or k not in PSEUDO_LABEL_KEYS
+        )
+        self.labels = torch.from_numpy(annotations.weak)
+        self.dense = (
+            None
+            if annotations.gt_audio is None
+            else {
+                "gt_audio": torch.from_numpy(annotations.gt_audio.astype(np.float32)),
+                "gt_visual": torch.from_numpy(annotations.gt_visual.astype(np.float32)),
+            }
+        )
+        self.cache = self._load_all(progress) if in_memory else None
+
+    @property
+    def filenames(self) -> list[str]:
+        return self.annotations.filenames
+
+    def _load_all(self, progress: bool) -> dict[str, torch.Tensor]:
+        spec = self.store.feature_set
+        arrays = {k: np.empty((len(self), *spec[k].shape), np.float32) for k in self.keys}
+        description = f"loading {self.annotations.split} features"
+        with progress_bar(description, total=len(self), enabled=progress) as bar:
+            for row, video in enumerate(self.ids):
+                item = self.store.read(video)
+                for key in self.keys:
+                    arrays[key][row] = item[key]
+                bar.advance()
+        return {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if self.cache is not None:
+            item = {k: v[index] for k, v in self.cache.items()}
+        else:
+            arrays = self.store.read(self.ids[index])
+            item = {k: torch.from_numpy(arrays[k]) for k in self.keys}
+        item["label"] = self.labels[index]
+        item["index"] = torch.tensor(index, dtype=torch.long)
+        if self.dense is not None:
+            item.update({k: v[index] for k, v in self.dense.items()})
+        return item
+
+
+class LLPDataModule(L.LightningDataModule):
+    """LLP splits from ``root`` (annotation files + ``features.h5`` or the npy layout).
+
+    ``synthetic`` (keyword arguments of ``avvp_lit.data.synthetic.generate``) makes
+    ``prepare_data`` generate the built-in synthetic dataset at ``root`` when it is absent.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: str | Path,
+        feature_set: str = "valor",
+        store: str = "auto",
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        in_memory: bool = True,
+        audio_labels: str = "pre2024",
+        on_missing: str = "error",
+        pin_memory: bool = False,
+        multiprocessing_context: str | None = None,
+        synthetic: dict[str, Any] | None = None,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.feature_set_name = feature_set
+        self.store_kind = store
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.in_memory = in_memory
+        self.audio_labels = audio_labels
+        self.on_missing = on_missing
+        self.pin_memory = pin_memory
+        self.multiprocessing_context = multiprocessing_context
+        self.synthetic = dict(synthetic) if synthetic else None
+        self.progress = progress
+        self.datasets: dict[str, LLPDataset] = {}
+
+    @property
+    def feature_set(self) -> FeatureSet:
+        return self.open_store().feature_set
+
+    def prepare_data(self) -> None:
+        if self.synthetic is not None and not (self.root / ".complete").exists():
+            from avvp_lit.data.synthetic import generate
+
+            generate(self.root, **self.synthetic)
+
+    def open_store(self) -> FeatureStore:
+        store = open_store(self.root, self.feature_set_name, self.store_kind)
+        if store.feature_set.name != self.feature_set_name:
+            raise FeatureError(
+                f"{store.location} holds feature set {store.feature_set.name!r}, "
+                f"but data.feature_set is {self.feature_set_name!r}"
+            )
+        return store
+
+    def split(self, name: str) -> LLPDataset:
+        """The dataset of one split, built on first use."""
+        if name not in self.datasets:
+            store = self.open_store()
+            annotations = drop_missing(
+                load_split(self.root, name, self.audio_labels), store, on_missing=self.on_missing
+            )
+            self.datasets[name] = LLPDataset(
+                annotations,
+                store,
+                in_memory=self.in_memory,
+                with_pseudo_labels=name == "train",
+                progress=self.progress,
+            )
+        return self.datasets[name]
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
+        for name in wanted.get(stage or "", ("train", "val", "test")):
+            self.split(name)
+
+    def _loader(self, name: str, *, shuffle: bool, batch_size: int) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            self.split(name),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=workers > 0,
+            multiprocessing_context=self.multiprocessing_context if workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True, batch_size=self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False, batch_size=self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False, batch_size=self.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()

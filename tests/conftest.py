@@ -1,0 +1,31 @@
+"""Shared fixtures: where the read-only `../shared` material is, skipping visibly without it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("AVVP_SHARED", REPO.parent / "shared"))
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the read-only shared/ folder beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def llp_dir() -> Path:
+    """The real LLP annotation folder, `../shared/llp`."""
+    return _require(SHARED / "llp")
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    """Outputs of the original implementations, `../shared/golden`."""
+    return _require(SHARED / "golden")

@@ -1,0 +1,82 @@
+"""LLPDataModule: batch contents, shapes, order, streaming vs in-memory, missing videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avvp_lit.data.annotations import load_split
+from avvp_lit.data.datamodule import LLPDataModule
+from avvp_lit.data.features import FEATURE_SETS, FeatureError
+from avvp_lit.data.pack import pack
+from tests.datasets import write_dataset
+
+SHAPES = {
+    "han": {"audio": (10, 128), "visual": (80, 2048), "visual_st": (10, 512)},
+    "valor": {"audio": (64, 768), "visual": (10, 768), "visual_st": (10, 512)},
+}
+
+
+@pytest.mark.parametrize("feature_set", ["han", "valor"])
+def test_batches_have_the_documented_keys_shapes_and_dtypes(tmp_path: Path, feature_set: str) -> None:
+    root = tmp_path / feature_set
+    write_dataset(root, feature_set, (6, 5, 5))
+    dm = LLPDataModule(root=root, feature_set=feature_set, batch_size=4, progress=False)
+    dm.setup("fit")
+    dm.setup("test")
+    train = next(iter(dm.train_dataloader()))
+    expected_train = {"audio", "visual", "visual_st", "label", "index"}
+    if feature_set == "valor":
+        expected_train |= {"pl_audio", "pl_visual"}
+    assert set(train) == expected_train
+    for key, shape in SHAPES[feature_set].items():
+        assert train[key].shape == (4, *shape) and train[key].dtype == torch.float32
+    assert train["label"].shape == (4, 25) and train["index"].dtype == torch.int64
+    if feature_set == "valor":
+        assert train["pl_audio"].shape == (4, 10, 25)
+        video = dm.split("train").filenames[int(train["index"][0])][:11]
+        raw = np.load(root / "CLAP/segment_pseudo_labels" / f"{video}.npy")
+        assert np.array_equal(train["pl_audio"][0].numpy(), raw)
+    test_batches = list(dm.test_dataloader())
+    assert set(test_batches[0]) == {"audio", "visual", "visual_st", "label", "index", "gt_audio", "gt_visual"}
+    assert torch.cat([b["index"] for b in test_batches]).tolist() == list(range(5))
+    annotations = load_split(root, "test")
+    gt = torch.cat([b["gt_audio"] for b in test_batches]).numpy()
+    assert np.array_equal(gt, annotations.gt_audio)
+    labels = torch.cat([b["label"] for b in test_batches]).numpy()
+    assert np.array_equal(labels, annotations.weak)
+    first = np.load(root / FEATURE_SETS[feature_set]["visual"].folder / f"{annotations.filenames[0][:11]}.npy")
+    assert np.array_equal(test_batches[0]["visual"][0].numpy(), first)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streaming_hdf5_equals_in_memory(tmp_path: Path, workers: int) -> None:
+    root = tmp_path / "ds"
+    write_dataset(root, "han", (3, 7, 2))
+    pack(root, root / "features.h5", progress=False)
+    memory = LLPDataModule(root=root, feature_set="han", store="npy", batch_size=3, progress=False)
+    stream = LLPDataModule(root=root, feature_set="han", store="h5", in_memory=False,
+                           batch_size=3, num_workers=workers, progress=False)
+    for a, b in zip(memory.val_dataloader(), stream.val_dataloader(), strict=True):
+        assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_missing_videos_error_or_skip(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    names = write_dataset(root, "han", (14, 2, 2))
+    gone = [n[:11] for n in names["train"][:12]]
+    for video in gone:
+        (root / "feats/r2plus1d_18" / f"{video}.npy").unlink()
+    strict = LLPDataModule(root=root, feature_set="han", progress=False)
+    with pytest.raises(FeatureError) as error:
+        strict.setup("fit")
+    text = str(error.value)
+    assert "12 of 14 train videos have no features" in text
+    assert ", ".join(gone[:10]) + " ..." in text and gone[10] not in text
+    lenient = LLPDataModule(root=root, feature_set="han", on_missing="skip", progress=False)
+    with pytest.warns(UserWarning, match="12 of 14 train videos .* dropped"):
+        lenient.setup("fit")
+    assert [n[:11] for n in lenient.split("train").filenames] == [n[:11] for n in names["train"][12:]]
