@@ -4,7 +4,7 @@ VENV ?= .venv
 # Users with GPUs: make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
-DATA ?= data/synthetic
+DATA ?= data/synthetic_valor_default
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint data train ablation clean
@@ -28,6 +28,9 @@ lint: $(STAMP)
 data: $(STAMP)
 	@if [ -f $(DATA)/.complete ]; then echo "synthetic dataset already in $(DATA)"; \
 	else $(BIN)/avvp-synth $(DATA) --features valor --size default --seed 0; fi
+
+train: data
+	$(BIN)/avvp-train data.root=$(DATA) $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs multirun wandb .pytest_cache

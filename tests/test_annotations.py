@@ -59,8 +59,12 @@ def test_dense_labels_match_a_row_loop(llp_dir: Path, audio_labels: str) -> None
     audio_file = {"pre2024": "AVVP_eval_audio_pre2024.csv", "current": "AVVP_eval_audio.csv"}
     for split in ("val", "test"):
         ann = load_split(llp_dir, split, audio_labels)
-        assert np.array_equal(ann.gt_audio, _reference_dense(llp_dir / audio_file[audio_labels], ann.filenames))
-        assert np.array_equal(ann.gt_visual, _reference_dense(llp_dir / "AVVP_eval_visual.csv", ann.filenames))
+        assert np.array_equal(
+            ann.gt_audio, _reference_dense(llp_dir / audio_file[audio_labels], ann.filenames)
+        )
+        assert np.array_equal(
+            ann.gt_visual, _reference_dense(llp_dir / "AVVP_eval_visual.csv", ann.filenames)
+        )
 
 
 def test_pre2024_and_current_differ_on_two_test_videos(llp_dir: Path) -> None:
@@ -87,7 +91,9 @@ def test_avvp_data_check_cli(llp_dir: Path, capsys: pytest.CaptureFixture, monke
 
     monkeypatch.setenv("COLUMNS", "250")
     assert main(["check", str(llp_dir)]) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if "rows matching no video" in line]
+    rows = [
+        line for line in capsys.readouterr().out.splitlines() if "rows matching no video" in line
+    ]
     assert [r.split("│")[3].strip() for r in rows] == ["17", "14", "11"]
 
 
@@ -111,13 +117,28 @@ def _append(path: Path, line: str) -> int:
 @pytest.mark.parametrize(
     ("file", "line", "field", "message"),
     [
-        ("AVVP_test_pd.csv", "ZZZZZZZZZZZ_0_10\tSpeech,Unicorn\n", "event_labels", "unknown class 'Unicorn'"),
-        ("AVVP_test_pd.csv", "ZZZZZZZZZZZ_0_10\tSpeech\textra\n", None, "expected 2 tab-separated columns"),
+        (
+            "AVVP_test_pd.csv",
+            "ZZZZZZZZZZZ_0_10\tSpeech,Unicorn\n",
+            "event_labels",
+            "unknown class 'Unicorn'",
+        ),
+        (
+            "AVVP_test_pd.csv",
+            "ZZZZZZZZZZZ_0_10\tSpeech\textra\n",
+            None,
+            "expected 2 tab-separated columns",
+        ),
         ("AVVP_eval_visual.csv", "ZZZZZZZZZZZ_0_10\t5\t3\tSpeech\n", "onset", "after offset"),
         ("AVVP_eval_visual.csv", "ZZZZZZZZZZZ_0_10\t0\t11\tSpeech\n", "offset", "outside [0, 10]"),
         ("AVVP_eval_visual.csv", "ZZZZZZZZZZZ_0_10\t-1\t3\tSpeech\n", "onset", "outside [0, 10]"),
         ("AVVP_eval_visual.csv", "ZZZZZZZZZZZ_0_10\tfive\t6\tSpeech\n", "onset", "not a number"),
-        ("AVVP_eval_visual.csv", "ZZZZZZZZZZZ_0_10\t1\t3\tDragon\n", "event_labels", "unknown class 'Dragon'"),
+        (
+            "AVVP_eval_visual.csv",
+            "ZZZZZZZZZZZ_0_10\t1\t3\tDragon\n",
+            "event_labels",
+            "unknown class 'Dragon'",
+        ),
     ],
 )
 def test_bad_input_names_file_line_and_field(tmp_path, file, line, field, message) -> None:
@@ -135,7 +156,9 @@ def test_video_listed_twice_in_a_split(tmp_path: Path) -> None:
     root = _dataset(tmp_path)
     first = (root / "AVVP_val_pd.csv").read_text().splitlines()[1]
     number = _append(root / "AVVP_val_pd.csv", first + "\n")
-    with pytest.raises(AnnotationError, match=rf"AVVP_val_pd.csv:{number}: field 'filename'.*listed twice.*line 2"):
+    with pytest.raises(
+        AnnotationError, match=rf"AVVP_val_pd.csv:{number}: field 'filename'.*listed twice.*line 2"
+    ):
         load_split(root, "val")
 
 
@@ -156,7 +179,9 @@ def test_wrong_header_and_missing_file(tmp_path: Path) -> None:
         load_split(root, "val", "current")
 
 
-def test_reversed_interval_is_accepted_only_in_the_released_files(llp_dir: Path, tmp_path: Path) -> None:
+def test_reversed_interval_is_accepted_only_in_the_released_files(
+    llp_dir: Path, tmp_path: Path
+) -> None:
     released = read_dense_labels(llp_dir / "AVVP_eval_audio.csv")
     assert released.released and (released.onset > released.offset).sum() == 1
     copy = tmp_path / "AVVP_eval_audio.csv"

@@ -21,7 +21,9 @@ SHAPES = {
 
 
 @pytest.mark.parametrize("feature_set", ["han", "valor"])
-def test_batches_have_the_documented_keys_shapes_and_dtypes(tmp_path: Path, feature_set: str) -> None:
+def test_batches_have_the_documented_keys_shapes_and_dtypes(
+    tmp_path: Path, feature_set: str
+) -> None:
     root = tmp_path / feature_set
     write_dataset(root, feature_set, (6, 5, 5))
     dm = LLPDataModule(root=root, feature_set=feature_set, batch_size=4, progress=False)
@@ -41,14 +43,24 @@ def test_batches_have_the_documented_keys_shapes_and_dtypes(tmp_path: Path, feat
         raw = np.load(root / "CLAP/segment_pseudo_labels" / f"{video}.npy")
         assert np.array_equal(train["pl_audio"][0].numpy(), raw)
     test_batches = list(dm.test_dataloader())
-    assert set(test_batches[0]) == {"audio", "visual", "visual_st", "label", "index", "gt_audio", "gt_visual"}
+    assert set(test_batches[0]) == {
+        "audio",
+        "visual",
+        "visual_st",
+        "label",
+        "index",
+        "gt_audio",
+        "gt_visual",
+    }
     assert torch.cat([b["index"] for b in test_batches]).tolist() == list(range(5))
     annotations = load_split(root, "test")
     gt = torch.cat([b["gt_audio"] for b in test_batches]).numpy()
     assert np.array_equal(gt, annotations.gt_audio)
     labels = torch.cat([b["label"] for b in test_batches]).numpy()
     assert np.array_equal(labels, annotations.weak)
-    first = np.load(root / FEATURE_SETS[feature_set]["visual"].folder / f"{annotations.filenames[0][:11]}.npy")
+    first = np.load(
+        root / FEATURE_SETS[feature_set]["visual"].folder / f"{annotations.filenames[0][:11]}.npy"
+    )
     assert np.array_equal(test_batches[0]["visual"][0].numpy(), first)
 
 
@@ -58,8 +70,15 @@ def test_streaming_hdf5_equals_in_memory(tmp_path: Path, workers: int) -> None:
     write_dataset(root, "han", (3, 7, 2))
     pack(root, root / "features.h5", progress=False)
     memory = LLPDataModule(root=root, feature_set="han", store="npy", batch_size=3, progress=False)
-    stream = LLPDataModule(root=root, feature_set="han", store="h5", in_memory=False,
-                           batch_size=3, num_workers=workers, progress=False)
+    stream = LLPDataModule(
+        root=root,
+        feature_set="han",
+        store="h5",
+        in_memory=False,
+        batch_size=3,
+        num_workers=workers,
+        progress=False,
+    )
     for a, b in zip(memory.val_dataloader(), stream.val_dataloader(), strict=True):
         assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -79,4 +98,6 @@ def test_missing_videos_error_or_skip(tmp_path: Path) -> None:
     lenient = LLPDataModule(root=root, feature_set="han", on_missing="skip", progress=False)
     with pytest.warns(UserWarning, match="12 of 14 train videos .* dropped"):
         lenient.setup("fit")
-    assert [n[:11] for n in lenient.split("train").filenames] == [n[:11] for n in names["train"][12:]]
+    assert [n[:11] for n in lenient.split("train").filenames] == [
+        n[:11] for n in names["train"][12:]
+    ]

@@ -30,7 +30,10 @@ def test_pack_round_trip_is_identical(dataset) -> None:
     npy, h5 = NpyStore(root, feature_set), H5Store(out)
     assert h5.feature_set.name == feature_set and h5.ids() == npy.ids() and len(h5.ids()) == 11
     for video in sorted(npy.ids()):
-        raw = {m.key: np.load(root / m.folder / f"{video}.npy") for m in FEATURE_SETS[feature_set].modalities}
+        raw = {
+            m.key: np.load(root / m.folder / f"{video}.npy")
+            for m in FEATURE_SETS[feature_set].modalities
+        }
         packed = h5.read(video)
         for key, array in raw.items():
             assert np.array_equal(packed[key], array.astype(np.float32)), (video, key)
@@ -73,7 +76,9 @@ def test_interrupted_pack_leaves_no_complete_file_and_resumes(tmp_path, monkeypa
     assert reads["n"] == 80 - 32 and out.exists() and not partial.exists()
     store = H5Store(out)
     for video in sorted(store.ids()):
-        assert np.array_equal(store.read(video)["visual"], np.load(root / "feats/res152" / f"{video}.npy"))
+        assert np.array_equal(
+            store.read(video)["visual"], np.load(root / "feats/res152" / f"{video}.npy")
+        )
 
 
 def test_pack_cli_reports_missing_videos(tmp_path: Path, capsys) -> None:
@@ -82,7 +87,10 @@ def test_pack_cli_reports_missing_videos(tmp_path: Path, capsys) -> None:
     victim = names["val"][0][:11]
     (root / "feats/vggish" / f"{victim}.npy").unlink()
     assert pack_main([str(root), str(root / "features.h5")]) == 1
-    assert f"1 videos listed in the split files of {root} have no complete features: {victim}" in capsys.readouterr().err
+    assert (
+        f"1 videos listed in the split files of {root} have no complete features: {victim}"
+        in capsys.readouterr().err
+    )
     assert pack_main([str(root), str(root / "features.h5"), "--on-missing", "skip"]) == 0
     assert victim not in H5Store(root / "features.h5").ids()
 
@@ -100,7 +108,9 @@ def test_bad_arrays_name_video_and_modality(tmp_path, array, message) -> None:
     names = write_dataset(root, "han", (2, 1, 1))
     video = names["train"][1][:11]
     np.save(root / "feats/vggish" / f"{video}.npy", array)
-    with pytest.raises(FeatureError, match=rf"video '{video}', modality 'audio' \(feats/vggish\).*{message}"):
+    with pytest.raises(
+        FeatureError, match=rf"video '{video}', modality 'audio' \(feats/vggish\).*{message}"
+    ):
         NpyStore(root, "han").read(video)
 
 

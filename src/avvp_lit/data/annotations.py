@@ -219,7 +219,10 @@ def read_dense_labels(path: Path) -> DenseLabels:
         if bad.any():
             first = int(np.flatnonzero(bad.to_numpy())[0])
             raise _error(
-                path, int(lines.iloc[first]), column, f"{frame[column].iloc[first]!r} is not a number"
+                path,
+                int(lines.iloc[first]),
+                column,
+                f"{frame[column].iloc[first]!r} is not a number",
             )
         outside = (values < 0) | (values > NUM_SEGMENTS)
         if outside.any():

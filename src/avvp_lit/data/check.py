@@ -63,9 +63,14 @@ def _quirk(dense: DenseLabels, name: str, mask: np.ndarray) -> Quirk:
 
 
 def _overlapping(dense: DenseLabels, valid: np.ndarray) -> np.ndarray:
-    """Rows whose interval overlaps or touches an earlier-starting one of the same video and class."""
+    """Rows overlapping or touching an earlier-starting interval of one video and class."""
     frame = pd.DataFrame(
-        {"video": dense.filenames, "label": dense.label, "onset": dense.onset, "offset": dense.offset}
+        {
+            "video": dense.filenames,
+            "label": dense.label,
+            "onset": dense.onset,
+            "offset": dense.offset,
+        }
     )[valid].sort_values(["video", "label", "onset"], kind="stable")
     groups = ["video", "label"]
     reach = frame.assign(reach=frame.groupby(groups)["offset"].cummax()).groupby(groups)["reach"]
@@ -97,7 +102,11 @@ def dense_quirks(dense: DenseLabels, weak_by_name: dict[str, np.ndarray]) -> lis
         _quirk(dense, "rows matching no video", ~matched),
         _quirk(dense, "onset == offset (marks nothing)", empty),
         _quirk(dense, "onset > offset (marks nothing)", reversed_),
-        _quirk(dense, "overlapping or touching intervals of one class", _overlapping(dense, valid & ~duplicate)),
+        _quirk(
+            dense,
+            "overlapping or touching intervals of one class",
+            _overlapping(dense, valid & ~duplicate),
+        ),
         _quirk(dense, "dense classes absent from the weak labels", outside_weak),
         _quirk(dense, "duplicate rows", duplicate),
     ]
@@ -124,7 +133,10 @@ def check_dataset(root: Path) -> DatasetReport:
         report.splits[split] = _split_summary(weak)
         if split != "train":
             weak_by_name.update(zip(weak.filenames, weak.labels, strict=True))
-    for key, name in [*((f"audio ({k})", v) for k, v in AUDIO_LABEL_FILES.items()), ("visual", VISUAL_LABEL_FILE)]:
+    for key, name in [
+        *((f"audio ({k})", v) for k, v in AUDIO_LABEL_FILES.items()),
+        ("visual", VISUAL_LABEL_FILE),
+    ]:
         path = root / name
         if not path.is_file():
             report.dense_files[key] = {"file": name, "missing": True}

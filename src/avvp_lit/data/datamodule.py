@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from avvp_lit.data.annotations import SplitAnnotations, load_split
 from avvp_lit.data.features import FeatureError, FeatureSet
@@ -131,11 +131,32 @@ class LLPDataset(Dataset):
         return item
 
 
+class EpochShuffleSampler(Sampler[int]):
+    """A shuffle whose order depends only on (seed, epoch), so a resumed epoch replays it.
+
+    Lightning calls ``set_epoch`` before each training epoch.
+    """
+
+    def __init__(self, size: int, *, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
 class LLPDataModule(L.LightningDataModule):
     """LLP splits from ``root`` (annotation files + ``features.h5`` or the npy layout).
 
     ``synthetic`` (keyword arguments of ``avvp_lit.data.synthetic.generate``) makes
     ``prepare_data`` generate the built-in synthetic dataset at ``root`` when it is absent.
+    ``test_split`` is the split the test loop scores (``avvp-evaluate split=val``).
     """
 
     def __init__(
@@ -153,6 +174,8 @@ class LLPDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         multiprocessing_context: str | None = None,
         synthetic: dict[str, Any] | None = None,
+        shuffle_seed: int = 0,
+        test_split: str = "test",
         progress: bool = True,
     ) -> None:
         super().__init__()
@@ -168,6 +191,8 @@ class LLPDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.multiprocessing_context = multiprocessing_context
         self.synthetic = dict(synthetic) if synthetic else None
+        self.shuffle_seed = shuffle_seed
+        self.test_split = test_split
         self.progress = progress
         self.datasets: dict[str, LLPDataset] = {}
 
@@ -207,16 +232,17 @@ class LLPDataModule(L.LightningDataModule):
         return self.datasets[name]
 
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": (self.test_split,)}
         for name in wanted.get(stage or "", ("train", "val", "test")):
             self.split(name)
 
     def _loader(self, name: str, *, shuffle: bool, batch_size: int) -> DataLoader:
         workers = self.num_workers
+        dataset = self.split(name)
         return DataLoader(
-            self.split(name),
+            dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffleSampler(len(dataset), seed=self.shuffle_seed) if shuffle else None,
             num_workers=workers,
             pin_memory=self.pin_memory,
             persistent_workers=workers > 0,
@@ -230,7 +256,7 @@ class LLPDataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False, batch_size=self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False, batch_size=self.eval_batch_size)
+        return self._loader(self.test_split, shuffle=False, batch_size=self.eval_batch_size)
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

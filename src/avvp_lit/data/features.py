@@ -87,12 +87,8 @@ FEATURE_SETS: dict[str, FeatureSet] = {
             Modality("audio", "CLAP/features", (64, 768)),
             Modality("visual", "CLIP/features", (NUM_SEGMENTS, 768)),
             R2PLUS1D,
-            Modality(
-                "pl_audio", "CLAP/segment_pseudo_labels", (NUM_SEGMENTS, NUM_CLASSES), True
-            ),
-            Modality(
-                "pl_visual", "CLIP/segment_pseudo_labels", (NUM_SEGMENTS, NUM_CLASSES), True
-            ),
+            Modality("pl_audio", "CLAP/segment_pseudo_labels", (NUM_SEGMENTS, NUM_CLASSES), True),
+            Modality("pl_visual", "CLIP/segment_pseudo_labels", (NUM_SEGMENTS, NUM_CLASSES), True),
         ),
     ),
 }

@@ -31,7 +31,9 @@ def detect_feature_set(root: Path) -> FeatureSet:
             return spec
     raise FeatureError(
         f"{root}: no complete feature layout found; expected the folders of one of "
-        + "; ".join(f"{n}: {', '.join(m.folder for m in s.modalities)}" for n, s in FEATURE_SETS.items())
+        + "; ".join(
+            f"{n}: {', '.join(m.folder for m in s.modalities)}" for n, s in FEATURE_SETS.items()
+        )
     )
 
 
@@ -111,7 +113,9 @@ def pack(
         _create(partial, spec, videos)
     with h5py.File(partial, "r+") as handle:
         todo = np.flatnonzero(~handle[WRITTEN][()])
-        with progress_bar(f"packing {spec.name} → {out.name}", total=len(videos), enabled=progress) as bar:
+        with progress_bar(
+            f"packing {spec.name} → {out.name}", total=len(videos), enabled=progress
+        ) as bar:
             bar.advance(len(videos) - len(todo))
             for start in range(0, len(todo), CHUNK):
                 rows = todo[start : start + CHUNK]
@@ -137,14 +141,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("root", type=Path, help="dataset folder with the released feature folders")
     parser.add_argument("out", type=Path, help="HDF5 file to write, e.g. ROOT/features.h5")
-    parser.add_argument("--features", choices=sorted(FEATURE_SETS), default=None,
-                        help="feature set (default: detected from the folders)")
+    parser.add_argument(
+        "--features",
+        choices=sorted(FEATURE_SETS),
+        default=None,
+        help="feature set (default: detected from the folders)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted pack")
     parser.add_argument("--on-missing", choices=("error", "skip"), default="error")
     args = parser.parse_args(argv)
     try:
-        path = pack(args.root, args.out, feature_set=args.features, resume=args.resume,
-                    on_missing=args.on_missing)
+        path = pack(
+            args.root,
+            args.out,
+            feature_set=args.features,
+            resume=args.resume,
+            on_missing=args.on_missing,
+        )
     except (FeatureError, ValueError) as error:
         print(f"avvp-pack: error: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,1 @@
+"""The Hydra configuration tree, installed as the package `avvp_lit.conf`."""

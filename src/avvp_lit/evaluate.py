@@ -1,0 +1,109 @@
+"""`avvp-evaluate ckpt=PATH [data=...] [split=val|test]`: score an existing checkpoint.
+
+``ckpt`` is a checkpoint written by `avvp-train` (the network config travels inside it)
+or a network file written by `avvp-convert` from the original code's weights. The run
+directory receives the same result files as a training run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from torch import nn
+
+from avvp_lit.module import AVVPModule
+from avvp_lit.predictions import atomic_write_bytes
+from avvp_lit.results import write_run_results
+from avvp_lit.run import ConfigError, build_trainer, output_dir, task_overrides
+
+
+def load_network(path: str | Path) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The network stored in ``path`` and its Hydra config.
+
+    Accepts an `avvp-train` Lightning checkpoint or an `avvp-convert` network file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt={path}: no such file")
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(payload, dict) and payload.get("format") == "avvp-lit-network":
+        from avvp_lit.models.convert import load_network_file
+
+        network = load_network_file(path)
+        return network, payload.get("model_config")
+    if isinstance(payload, dict) and "avvp_lit" in payload and "state_dict" in payload:
+        config = payload["avvp_lit"]["network_config"]
+        network = hydra.utils.instantiate(config)
+        prefix = "network."
+        state = {
+            k[len(prefix) :]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)
+        }
+        network.load_state_dict(state)
+        return network, config
+    raise ConfigError(
+        f"ckpt={path}: neither an avvp-train checkpoint nor an avvp-convert network file "
+        "(convert the original code's weights with avvp-convert first)"
+    )
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
+    """Score ``cfg.ckpt`` on ``cfg.split``; returns metrics.json's content."""
+    if cfg.split not in ("val", "test"):
+        raise ConfigError(f"split={cfg.split!r} is not allowed; choose one of val, test")
+    L.seed_everything(cfg.seed, workers=True)
+    network, network_config = load_network(cfg.ckpt)
+    metrics = OmegaConf.to_container(cfg.metrics, resolve=True)
+    module = AVVPModule(network=network, metrics=metrics, network_config=network_config)
+    datamodule = hydra.utils.instantiate(cfg.data, test_split=cfg.split)
+    trainer = build_trainer(cfg)
+    out = output_dir(cfg)
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    if trainer.is_global_zero:
+        atomic_write_bytes(out / "config.yaml", resolved.encode())
+    trainer.test(module, datamodule=datamodule)
+    if not trainer.is_global_zero:
+        return None
+    split = datamodule.split(cfg.split)
+    return write_run_results(
+        out,
+        model_label=Path(cfg.ckpt).name,
+        metrics=module.test_outputs["metrics"],
+        predictions=module.test_outputs["predictions"],
+        filenames=split.filenames,
+        gt_audio=split.annotations.gt_audio,
+        gt_visual=split.annotations.gt_visual,
+        metric_settings=metrics,
+        protocol=module.test_metrics.protocol(
+            split=cfg.split,
+            audio_labels=cfg.data.audio_labels,
+            annotation_files=split.annotations.files,
+        ),
+        resolved_config=resolved,
+        overrides=task_overrides(),
+        checkpoint=str(cfg.ckpt),
+        console=Console(),
+    )
+
+
+@hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="evaluate")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except ConfigError as error:
+        print(f"avvp-evaluate: config error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""``AVVPMetrics``: the AVVP protocol as a torchmetrics ``Metric``, exact under DDP.
+
+The states are per-video count rows (see ``functional.avvp_counts``) and the video
+index. Under DDP they are gathered whole, and ``compute()`` keeps one row per index,
+so a video that ``DistributedSampler`` repeats to pad the last batch counts once and
+the result equals a single-process run bit for bit (rows are ordered by index before
+any floating-point reduction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
+
+from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.metrics.functional import (
+    GATINGS,
+    METRIC_NAMES,
+    avvp_counts,
+    binarize,
+    class_f1,
+    dataset_scores,
+    protocol_dict,
+    resolve_thresholds,
+    scores_from_counts,
+)
+
+
+@dataclass(frozen=True)
+class AVVPDiagnostics:
+    """What lies beneath the ten numbers.
+
+    ``index`` (N,) the video indices, ascending, each once; ``video_scores`` (N, 10)
+    per-video scores in percent, columns ``METRIC_NAMES``; ``class_f1`` maps
+    ``seg_a``, ``seg_v``, ``seg_av``, ``evt_a``, ``evt_v``, ``evt_av`` to (25,) per-class
+    F1 in percent with counts pooled over videos (NaN for a class neither predicted nor
+    annotated), in ``CLASSES`` order.
+    """
+
+    index: np.ndarray
+    video_scores: np.ndarray
+    class_f1: dict[str, np.ndarray]
+    classes: tuple[str, ...] = CLASSES
+    metric_names: tuple[str, ...] = METRIC_NAMES
+
+    def worst_videos(self, metric: str = "seg_type", k: int = 10) -> list[tuple[int, float]]:
+        """The ``k`` lowest-scoring videos on ``metric`` as (index, score) pairs."""
+        column = self.video_scores[:, self.metric_names.index(metric)]
+        order = np.argsort(column, kind="stable")[:k]
+        return [(int(self.index[i]), float(column[i])) for i in order]
+
+
+class AVVPMetrics(Metric):
+    """The ten AVVP numbers (percent) over all videos seen, each video counted once.
+
+    ``update`` takes one batch of model outputs and labels: ``global_prob``, ``a_prob``,
+    ``v_prob`` (B, 25); ``frame_prob`` (B, 10, 2, 25) (modality 0 audio, 1 visual);
+    ``gt_audio``, ``gt_visual`` (B, 10, 25) binary, time-major as the data batches carry
+    them; ``index`` (B,) int the position of each video in its split file.
+    ``compute()`` returns ``{name: float}`` for ``METRIC_NAMES``;
+    ``compute_diagnostics()`` the per-class and per-video detail.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    counts: list[Tensor]
+    index: list[Tensor]
+
+    def __init__(
+        self,
+        *,
+        gating: str = "global",
+        video_threshold: float = 0.5,
+        segment_threshold: float = 0.5,
+        class_thresholds: Mapping[str, Sequence[float]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if gating not in GATINGS:
+            raise ValueError(f"unknown gating {gating!r}; choose one of {', '.join(GATINGS)}")
+        self.gating = gating
+        self.video_threshold = float(video_threshold)
+        self.segment_threshold = float(segment_threshold)
+        self.class_thresholds = (
+            None
+            if class_thresholds is None
+            else {key: tuple(float(x) for x in values) for key, values in class_thresholds.items()}
+        )
+        self._video_thr, self._segment_thr = resolve_thresholds(
+            video_threshold=video_threshold,
+            segment_threshold=segment_threshold,
+            class_thresholds=class_thresholds,
+        )
+        self.add_state("counts", default=[], dist_reduce_fx="cat")
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+
+    def protocol(self, **extra: Any) -> dict[str, Any]:
+        """``protocol_dict`` for this metric's settings; ``extra`` adds split, files, ..."""
+        return protocol_dict(
+            gating=self.gating,
+            video_threshold=self.video_threshold,
+            segment_threshold=self.segment_threshold,
+            class_thresholds=self.class_thresholds,
+            **extra,
+        )
+
+    def update(
+        self,
+        global_prob: Tensor,
+        a_prob: Tensor,
+        v_prob: Tensor,
+        frame_prob: Tensor,
+        gt_audio: Tensor,
+        gt_visual: Tensor,
+        index: Tensor,
+    ) -> None:
+        """Score one batch and keep its per-video count rows."""
+        batch = len(index)
+        _check_shape("global_prob", global_prob, (batch, NUM_CLASSES))
+        _check_shape("a_prob", a_prob, (batch, NUM_CLASSES))
+        _check_shape("v_prob", v_prob, (batch, NUM_CLASSES))
+        _check_shape("frame_prob", frame_prob, (batch, NUM_SEGMENTS, 2, NUM_CLASSES))
+        _check_shape("gt_audio", gt_audio, (batch, NUM_SEGMENTS, NUM_CLASSES))
+        _check_shape("gt_visual", gt_visual, (batch, NUM_SEGMENTS, NUM_CLASSES))
+        device = frame_prob.device
+        pred_audio, pred_visual = binarize(
+            global_prob.detach(),
+            a_prob.detach(),
+            v_prob.detach(),
+            frame_prob.detach(),
+            gating=self.gating,
+            video_threshold=torch.from_numpy(self._video_thr).to(device),
+            segment_threshold=torch.from_numpy(self._segment_thr).to(device),
+        )
+        counts = avvp_counts(
+            pred_audio,
+            pred_visual,
+            gt_audio.to(device).transpose(1, 2),
+            gt_visual.to(device).transpose(1, 2),
+        )
+        self.counts.append(counts)
+        self.index.append(torch.as_tensor(index, device=device).to(torch.int64).reshape(-1))
+
+    def _unique_rows(self) -> tuple[Tensor, Tensor]:
+        """Count rows and indices, one per video index, ordered by index.
+
+        For a repeated index the first row in gathered order is kept (a padded repeat
+        of the same video carries the same row). After a DDP sync the states are single
+        gathered tensors rather than lists.
+        """
+        if isinstance(self.counts, list) and not self.counts:
+            raise ValueError("AVVPMetrics has seen no videos: call update() before compute()")
+        counts, index = dim_zero_cat(self.counts), dim_zero_cat(self.index)
+        order = torch.sort(index, stable=True).indices
+        index, counts = index[order], counts[order]
+        first = torch.ones_like(index, dtype=torch.bool)
+        first[1:] = index[1:] != index[:-1]
+        return counts[first], index[first]
+
+    def compute(self) -> dict[str, float]:
+        """The ten numbers, percent, keyed by ``METRIC_NAMES``."""
+        counts, _ = self._unique_rows()
+        return dataset_scores(scores_from_counts(counts))
+
+    def compute_diagnostics(self) -> AVVPDiagnostics:
+        """Per-video scores and per-class F1, synchronised across processes like compute()."""
+        with self.sync_context(
+            dist_sync_fn=self.dist_sync_fn,
+            should_sync=self._to_sync,
+            should_unsync=self._should_unsync,
+        ):
+            counts, index = self._unique_rows()
+        return AVVPDiagnostics(
+            index=index.cpu().numpy(),
+            video_scores=100.0 * scores_from_counts(counts).cpu().numpy(),
+            class_f1={key: 100.0 * value for key, value in class_f1(counts).items()},
+        )
+
+
+def _check_shape(name: str, value: Tensor, expected: tuple[int, ...]) -> None:
+    if tuple(value.shape) != expected:
+        raise ValueError(
+            f"AVVPMetrics.update: {name} has shape {tuple(value.shape)}, expected {expected}"
+        )
+
+
+__all__ = ["AVVPDiagnostics", "AVVPMetrics"]

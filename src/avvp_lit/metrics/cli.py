@@ -1,0 +1,271 @@
+"""``avvp-eval``: score a predictions file against the LLP dense annotations.
+
+``avvp-eval PRED.npz --annotations DIR [--split test] [--gating global|modality|mmcse]
+[--audio-labels pre2024|current] [--json OUT]`` (also ``--video-threshold``,
+``--segment-threshold``, and ``--per-video TSV`` for per-video scores)
+
+``PRED.npz`` holds ``filenames`` (N,) strings, ``global_prob``, ``a_prob``, ``v_prob``
+(N, 25) and ``frame_prob`` (N, 10, 2, 25) (modality 0 audio, 1 visual), one row per
+video of the split in any order. Bad input ends with a one-line error naming the file
+and field, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from avvp_lit.classes import NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.metrics.functional import (
+    GATINGS,
+    LEVELS,
+    METRIC_NAMES,
+    avvp_counts,
+    binarize,
+    dataset_scores,
+    format_protocol,
+    protocol_dict,
+    scores_from_counts,
+)
+
+PROB_FIELDS: dict[str, tuple[int, ...]] = {
+    "global_prob": (NUM_CLASSES,),
+    "a_prob": (NUM_CLASSES,),
+    "v_prob": (NUM_CLASSES,),
+    "frame_prob": (NUM_SEGMENTS, 2, NUM_CLASSES),
+}
+SHOWN = 5
+
+
+class EvalInputError(ValueError):
+    """Bad command-line input; the message is printed as is."""
+
+
+def _listing(names: Sequence[str], total: int | None = None) -> str:
+    total = len(names) if total is None else total
+    shown = ", ".join(names[:SHOWN])
+    return shown + (f", ... ({total - SHOWN} more)" if total > SHOWN else "")
+
+
+FIELDS = ("filenames", *PROB_FIELDS)
+
+
+def _read_fields(path: Path) -> dict[str, np.ndarray]:
+    """The five arrays of a predictions file, read without unpickling anything."""
+    if not path.is_file():
+        raise EvalInputError(f"{path}: predictions file not found")
+    if not zipfile.is_zipfile(path):
+        raise EvalInputError(f"{path}: not a readable .npz file (not a zip archive)")
+    fields = {}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [name for name in FIELDS if name not in archive.files]
+            if missing:
+                raise EvalInputError(
+                    f"{path}: missing field(s) {', '.join(missing)}; a predictions file holds "
+                    f"{', '.join(FIELDS)}"
+                )
+            for name in FIELDS:
+                try:
+                    fields[name] = archive[name]
+                except ValueError as error:
+                    raise EvalInputError(
+                        f"{path}: field '{name}' is stored as Python objects; save it as a "
+                        "plain numpy array (strings: np.asarray(names, dtype=str))"
+                    ) from error
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise EvalInputError(f"{path}: not a readable .npz file ({error})") from error
+    return fields
+
+
+def load_predictions(path: Path) -> dict[str, np.ndarray]:
+    """Read and validate a predictions file: fields, dtypes, shapes, probability range.
+
+    Returns ``filenames`` (N,) str and the four probability arrays, in file order.
+    """
+    fields = _read_fields(path)
+    filenames = fields["filenames"]
+    if filenames.ndim != 1 or filenames.dtype.kind not in "US":
+        raise EvalInputError(
+            f"{path}: field 'filenames' must be a 1-D string array, "
+            f"got dtype {filenames.dtype} shape {filenames.shape}"
+        )
+    fields["filenames"] = filenames.astype(str)
+    count = len(filenames)
+    for name, tail in PROB_FIELDS.items():
+        _check_probabilities(path, name, fields[name], (count, *tail), fields["filenames"])
+    return fields
+
+
+def _check_probabilities(
+    path: Path, name: str, value: np.ndarray, shape: tuple[int, ...], filenames: np.ndarray
+) -> None:
+    if value.shape != shape:
+        raise EvalInputError(
+            f"{path}: field '{name}' has shape {value.shape}, expected {shape} "
+            f"({len(filenames)} videos as in 'filenames')"
+        )
+    if value.dtype.kind != "f":
+        raise EvalInputError(f"{path}: field '{name}' has dtype {value.dtype}, expected float")
+    bad = ~(np.isfinite(value) & (value >= 0.0) & (value <= 1.0))
+    bad_videos = np.flatnonzero(bad.reshape(len(value), -1).any(axis=1))
+    if len(bad_videos):
+        examples = [f"{filenames[i]} ({value[i][bad[i]].flat[0]:g})" for i in bad_videos[:SHOWN]]
+        raise EvalInputError(
+            f"{path}: field '{name}' has values outside [0, 1] (or not finite) in "
+            f"{len(bad_videos)} video(s): {_listing(examples, len(bad_videos))}"
+        )
+
+
+def align_to_split(path: Path, names: np.ndarray, split_names: Sequence[str]) -> np.ndarray:
+    """Row order that puts the predictions in split-file order; missing/extra/duplicated
+    videos are errors."""
+    names = [str(n) for n in names]
+    positions: dict[str, int] = {}
+    duplicated = []
+    for row, name in enumerate(names):
+        if name in positions:
+            duplicated.append(name)
+        positions[name] = row
+    if duplicated:
+        raise EvalInputError(
+            f"{path}: field 'filenames' lists {len(duplicated)} video(s) more than once: "
+            f"{_listing(duplicated)}"
+        )
+    wanted = set(split_names)
+    missing = [name for name in split_names if name not in positions]
+    extra = [name for name in names if name not in wanted]
+    problems = []
+    if missing:
+        problems.append(f"lacks {len(missing)} video(s) of the split: {_listing(missing)}")
+    if extra:
+        problems.append(f"has {len(extra)} video(s) not in the split: {_listing(extra)}")
+    if problems:
+        raise EvalInputError(f"{path}: field 'filenames' " + "; ".join(problems))
+    return np.array([positions[name] for name in split_names], dtype=np.int64)
+
+
+def results_table(results: dict[str, float], title: str) -> Table:
+    """The ten numbers as a 2 x 5 table (levels x A, V, AV, Type@AV, Event@AV)."""
+    table = Table(title=title)
+    table.add_column("level")
+    for header in ("A", "V", "AV", "Type@AV", "Event@AV"):
+        table.add_column(header, justify="right")
+    for level, label in zip(LEVELS, ("segment", "event"), strict=True):
+        keys = [name for name in METRIC_NAMES if name.startswith(f"{level}_")]
+        table.add_row(label, *(f"{results[key]:.2f}" for key in keys))
+    return table
+
+
+def evaluate_file(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]:
+    """Load, validate and score; returns the ten numbers and the protocol."""
+    from avvp_lit.data.annotations import AnnotationError, load_split
+
+    predictions = load_predictions(args.predictions)
+    try:
+        split = load_split(args.annotations, args.split, audio_labels=args.audio_labels)
+    except AnnotationError as error:
+        raise EvalInputError(str(error)) from error
+    if split.gt_audio is None or split.gt_visual is None:
+        raise EvalInputError(f"split {args.split!r} has no dense labels to evaluate against")
+    order = align_to_split(args.predictions, predictions["filenames"], split.filenames)
+    pred_audio, pred_visual = binarize(
+        *(torch.from_numpy(predictions[name][order]) for name in PROB_FIELDS),
+        gating=args.gating,
+        video_threshold=args.video_threshold,
+        segment_threshold=args.segment_threshold,
+    )
+    counts = avvp_counts(
+        pred_audio,
+        pred_visual,
+        torch.from_numpy(split.gt_audio).transpose(1, 2),
+        torch.from_numpy(split.gt_visual).transpose(1, 2),
+    )
+    video_scores = scores_from_counts(counts)
+    protocol = protocol_dict(
+        gating=args.gating,
+        video_threshold=args.video_threshold,
+        segment_threshold=args.segment_threshold,
+        split=args.split,
+        audio_labels=args.audio_labels,
+        annotation_files=split.files,
+    )
+    protocol["videos"] = len(order)
+    if args.per_video is not None:
+        try:
+            write_per_video(args.per_video, video_scores, split.filenames)
+        except OSError as error:
+            raise EvalInputError(f"{args.per_video}: cannot write ({error})") from error
+    return dataset_scores(video_scores), protocol
+
+
+def write_per_video(path: Path, video_scores: torch.Tensor, filenames: Sequence[str]) -> None:
+    """Per-video scores (percent, (N, 10) fractions in) as tab-separated text, split order."""
+    lines = ["filename\t" + "\t".join(METRIC_NAMES)]
+    for name, row in zip(filenames, (100.0 * video_scores).tolist(), strict=True):
+        lines.append(name + "\t" + "\t".join(f"{x:.6f}" for x in row))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avvp-eval",
+        description="Score AVVP predictions (.npz) with the LLP evaluation protocol.",
+    )
+    parser.add_argument("predictions", type=Path, help="PRED.npz: filenames and probabilities")
+    parser.add_argument(
+        "--annotations", type=Path, required=True, help="folder of the LLP annotation files"
+    )
+    parser.add_argument("--split", choices=("val", "test"), default="test")
+    parser.add_argument("--gating", choices=GATINGS, default="global")
+    parser.add_argument("--audio-labels", choices=("pre2024", "current"), default="pre2024")
+    parser.add_argument("--video-threshold", type=_probability, default=0.5)
+    parser.add_argument("--segment-threshold", type=_probability, default=0.5)
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument(
+        "--per-video", type=Path, default=None, help="write per-video scores (TSV) here"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console()
+    try:
+        results, protocol = evaluate_file(args)
+    except EvalInputError as error:
+        print(f"avvp-eval: error: {error}", file=sys.stderr)
+        return 1
+    console.print(results_table(results, f"AVVP {args.split} ({len(METRIC_NAMES)} scores, %)"))
+    console.print(format_protocol(protocol), soft_wrap=True, highlight=False)
+    if args.json is not None:
+        payload = {**results, "protocol": protocol}
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            print(f"avvp-eval: error: {args.json}: cannot write ({error})", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""`avvp-train` (= ``python -m avvp_lit.train``): fit, then test the best checkpoint.
+
+Model selection follows every published recipe: the epoch with the best validation
+segment-level Type@AV (``val/seg_type``). The run directory receives the checkpoints,
+``config.yaml`` (resolved), ``metrics.json``, ``predictions.npz`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from avvp_lit.predictions import atomic_write_bytes
+from avvp_lit.results import write_run_results
+from avvp_lit.run import (
+    ConfigError,
+    build_module,
+    build_trainer,
+    output_dir,
+    task_overrides,
+    validate_config,
+)
+
+
+def train(cfg: DictConfig) -> dict[str, Any] | None:
+    """Run one training job from a composed config; returns metrics.json's content."""
+    validate_config(cfg)
+    console = Console()
+    L.seed_everything(cfg.seed, workers=True)
+    out = output_dir(cfg)
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    module = build_module(cfg)
+    trainer = build_trainer(cfg)
+    if trainer.is_global_zero:
+        atomic_write_bytes(out / "config.yaml", resolved.encode())
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if trainer.interrupted:
+        console.print("training interrupted: last.ckpt holds the last finished epoch")
+        return None
+    if not cfg.get("test"):
+        return None
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
+    if not trainer.is_global_zero:
+        return None
+    test_split = datamodule.split("test")
+    return write_run_results(
+        out,
+        model_label=cfg.model.get("name", "model") if "name" in cfg.model else "model",
+        metrics=module.test_outputs["metrics"],
+        predictions=module.test_outputs["predictions"],
+        filenames=test_split.filenames,
+        gt_audio=test_split.annotations.gt_audio,
+        gt_visual=test_split.annotations.gt_visual,
+        metric_settings=module.metric_settings,
+        protocol=module.test_metrics.protocol(
+            split="test",
+            audio_labels=cfg.data.audio_labels,
+            annotation_files=test_split.annotations.files,
+        ),
+        resolved_config=resolved,
+        overrides=task_overrides(),
+        checkpoint=str(Path(best)) if best else None,
+        console=console,
+    )
+
+
+@hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    try:
+        payload = train(cfg)
+    except ConfigError as error:
+        print(f"avvp-train: config error: {error}", file=sys.stderr)
+        sys.exit(2)
+    return None if payload is None else payload["seg_type"]
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

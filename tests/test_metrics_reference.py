@@ -1,0 +1,197 @@
+"""A deliberately simple loop-per-video reference of the AVVP protocol, and its own checks.
+
+Written straight from ``../shared/reference/AVVP.md`` §3 with plain Python lists and
+exact fractions, sharing no code with ``avvp_lit.metrics``. The tests here pin the
+reference to hand-computed numbers; the other metric tests then compare the vectorised
+implementation with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+HALF = Fraction(1, 2)
+Counts = tuple[int, int, int]
+
+
+def ref_runs(sequence: Sequence[int]) -> list[tuple[int, int]]:
+    """Maximal runs of positive seconds as half-open (start, end) pairs."""
+    runs, start = [], None
+    for t, value in enumerate([*list(sequence), 0]):
+        if value and start is None:
+            start = t
+        elif not value and start is not None:
+            runs.append((start, t))
+            start = None
+    return runs
+
+
+def ref_iou(a: tuple[int, int], b: tuple[int, int]) -> Fraction:
+    inter = min(a[1], b[1]) - max(a[0], b[0])
+    if inter <= 0:
+        return Fraction(0)
+    union = (a[1] - a[0]) + (b[1] - b[0]) - inter
+    return Fraction(inter, union)
+
+
+def ref_segment_counts(pred: Sequence[int], gt: Sequence[int]) -> Counts:
+    tp = sum(1 for p, g in zip(pred, gt, strict=True) if p and g)
+    fp = sum(1 for p, g in zip(pred, gt, strict=True) if p and not g)
+    fn = sum(1 for p, g in zip(pred, gt, strict=True) if not p and g)
+    return tp, fp, fn
+
+
+def ref_event_counts(pred: Sequence[int], gt: Sequence[int]) -> Counts:
+    pred_events, gt_events = ref_runs(pred), ref_runs(gt)
+    tp = fp = fn = 0
+    for p in pred_events:
+        if any(ref_iou(p, g) >= HALF for g in gt_events):
+            tp += 1
+        else:
+            fp += 1
+    for g in gt_events:
+        if not any(ref_iou(p, g) >= HALF for p in pred_events):
+            fn += 1
+    return tp, fp, fn
+
+
+def ref_score(counts: Sequence[Counts]) -> float:
+    """Mean F1 over classes with TP+FP > 0 or TP+FN > 0; 1.0 when there is none."""
+    scores = []
+    for tp, fp, fn in counts:
+        if tp + fp > 0 or tp + fn > 0:
+            scores.append(Fraction(2 * tp, 2 * tp + fp + fn))
+    if not scores:
+        return 1.0
+    return float(sum(scores) / len(scores))
+
+
+def ref_video_counts(pa, pv, ga, gv) -> dict[str, list[Counts]]:
+    """Per-class counts of one video, keyed "<seg|evt>_<a|v|av>"; inputs (25, T) 0/1."""
+    pav = [[x * y for x, y in zip(a, v, strict=True)] for a, v in zip(pa, pv, strict=True)]
+    gav = [[x * y for x, y in zip(a, v, strict=True)] for a, v in zip(ga, gv, strict=True)]
+    out = {}
+    for level, counter in (("seg", ref_segment_counts), ("evt", ref_event_counts)):
+        for modality, pred, gt in (("a", pa, ga), ("v", pv, gv), ("av", pav, gav)):
+            out[f"{level}_{modality}"] = [counter(pred[c], gt[c]) for c in range(len(pred))]
+    return out
+
+
+def ref_video_scores(pa, pv, ga, gv) -> list[float]:
+    """The ten per-video scores (fractions) in METRIC_NAMES order; inputs (25, T) 0/1."""
+    counts = ref_video_counts(pa, pv, ga, gv)
+    out = []
+    for level in ("seg", "evt"):
+        a, v, av = (ref_score(counts[f"{level}_{m}"]) for m in ("a", "v", "av"))
+        pooled = [
+            (x[0] + y[0], x[1] + y[1], x[2] + y[2])
+            for x, y in zip(counts[f"{level}_a"], counts[f"{level}_v"], strict=True)
+        ]
+        out += [a, v, av, (a + v + av) / 3, ref_score(pooled)]
+    return out
+
+
+def ref_binarize(global_prob, a_prob, v_prob, frame_prob, gating, video_thr, segment_thr):
+    """One video: (25,), (25,), (25,), (10, 2, 25) probabilities -> audio, visual (25, 10)."""
+    num_classes, num_segments = len(global_prob), len(frame_prob)
+    pa = [[0] * num_segments for _ in range(num_classes)]
+    pv = [[0] * num_segments for _ in range(num_classes)]
+    for c in range(num_classes):
+        overall = global_prob[c] >= video_thr[c]
+        if gating == "global":
+            gate_a, gate_v = overall, overall
+        elif gating == "modality":
+            gate_a, gate_v = a_prob[c] >= video_thr[c], v_prob[c] >= video_thr[c]
+        elif gating == "mmcse":
+            gate_a, gate_v = overall, v_prob[c] >= video_thr[c]
+        else:
+            raise ValueError(gating)
+        for t in range(num_segments):
+            pa[c][t] = int(gate_a and frame_prob[t][0][c] >= segment_thr[0][c])
+            pv[c][t] = int(gate_v and frame_prob[t][1][c] >= segment_thr[1][c])
+    return pa, pv
+
+
+def ref_dataset_scores(per_video: Sequence[Sequence[float]]) -> list[float]:
+    """Percent means over videos in METRIC_NAMES order."""
+    n = len(per_video)
+    return [100.0 * sum(row[i] for row in per_video) / n for i in range(10)]
+
+
+# ----------------------------------------------------------------- checks of the reference
+
+
+def _seq(*runs: tuple[int, int], length: int = 10) -> list[int]:
+    out = [0] * length
+    for start, end in runs:
+        for t in range(start, end):
+            out[t] = 1
+    return out
+
+
+def test_runs_are_maximal_half_open_intervals():
+    assert ref_runs([1, 1, 0, 1, 0, 0, 0, 0, 1, 1]) == [(0, 2), (3, 4), (8, 10)]
+    assert ref_runs([0] * 10) == []
+    assert ref_runs([1] * 10) == [(0, 10)]
+
+
+@pytest.mark.parametrize(
+    ("pred", "gt", "expected"),
+    [
+        (_seq((0, 3)), _seq((1, 4)), (1, 0, 0)),  # IoU 2/4 = 0.5 exactly: a match
+        (_seq((0, 3)), _seq((1, 5)), (0, 1, 1)),  # IoU 2/5
+        (_seq((0, 2), (5, 6)), _seq((0, 3)), (1, 1, 0)),
+        (_seq((0, 10)), _seq((0, 4), (6, 10)), (0, 1, 2)),
+        (_seq(), _seq((3, 4)), (0, 0, 1)),
+        (_seq((9, 10)), _seq(), (0, 1, 0)),
+    ],
+)
+def test_reference_event_counts_by_hand(pred, gt, expected):
+    assert ref_event_counts(pred, gt) == expected
+
+
+def test_reference_scores_two_videos_by_hand():
+    """Two videos worked out on paper (see the comments) give the ten numbers."""
+    zeros = [[0] * 10 for _ in range(25)]
+
+    def with_rows(rows: dict[int, list[int]]) -> list[list[int]]:
+        out = [list(r) for r in zeros]
+        for c, row in rows.items():
+            out[c] = row
+        return out
+
+    # video 0: audio Speech pred [0,4) vs gt [2,6): seg 2/2/2 -> 0.5, event IoU 1/3 -> 0.
+    # No visual anything: V and AV score 1.0.
+    v0 = ref_video_scores(with_rows({0: _seq((0, 4))}), zeros, with_rows({0: _seq((2, 6))}), zeros)
+    assert v0 == pytest.approx([0.5, 1.0, 1.0, 2.5 / 3, 0.5, 0.0, 1.0, 1.0, 2 / 3, 0.0])
+    # video 1: audio Speech everywhere, right; visual Dog pred [0,2)+[5,6) vs gt [0,3):
+    # seg 2/1/1 -> 2/3; events: [0,2) matches (IoU 2/3), [5,6) is an FP -> 2/3.
+    # AV empty on both sides -> 1.0. Event@AV: Speech 1, Dog 2/3 -> 5/6 at both levels.
+    v1 = ref_video_scores(
+        with_rows({0: [1] * 10}),
+        with_rows({3: _seq((0, 2), (5, 6))}),
+        with_rows({0: [1] * 10}),
+        with_rows({3: _seq((0, 3))}),
+    )
+    assert v1 == pytest.approx([1, 2 / 3, 1, 8 / 9, 5 / 6, 1, 2 / 3, 1, 8 / 9, 5 / 6])
+    expected = [75.0, 250 / 3, 100.0, None, 200 / 3, 50.0, 250 / 3, 100.0, None, 125 / 3]
+    got = ref_dataset_scores([v0, v1])
+    for i, value in enumerate(expected):
+        if value is not None:
+            assert got[i] == pytest.approx(value)
+
+
+def test_reference_binarize_gating():
+    frame = np.full((10, 2, 25), 0.5).tolist()  # ties count as positive (>=)
+    glob, a, v = [0.5] * 25, [0.4] * 25, [0.6] * 25
+    thr, seg = [0.5] * 25, [[0.5] * 25, [0.5] * 25]
+    pa, pv = ref_binarize(glob, a, v, frame, "global", thr, seg)
+    assert sum(map(sum, pa)) == 250 and sum(map(sum, pv)) == 250
+    pa, pv = ref_binarize(glob, a, v, frame, "modality", thr, seg)
+    assert sum(map(sum, pa)) == 0 and sum(map(sum, pv)) == 250
+    pa, pv = ref_binarize(glob, [0.9] * 25, [0.1] * 25, frame, "mmcse", thr, seg)
+    assert sum(map(sum, pa)) == 250 and sum(map(sum, pv)) == 0
