@@ -36,8 +36,8 @@ def load_network(path: str | Path) -> tuple[nn.Module, dict[str, Any] | None]:
     if isinstance(payload, dict) and payload.get("format") == "avvp-lit-network":
         from avvp_lit.models.convert import load_network_file
 
-        network = load_network_file(path)
-        return network, payload.get("model_config")
+        loaded = load_network_file(path)
+        return loaded.network, loaded.model_config
     if isinstance(payload, dict) and "avvp_lit" in payload and "state_dict" in payload:
         config = payload["avvp_lit"]["network_config"]
         network = hydra.utils.instantiate(config)
@@ -67,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     if trainer.is_global_zero:
         atomic_write_bytes(out / "config.yaml", resolved.encode())
-    trainer.test(module, datamodule=datamodule)
+    trainer.test(module, datamodule=datamodule, verbose=False)
     if not trainer.is_global_zero:
         return None
     split = datamodule.split(cfg.split)

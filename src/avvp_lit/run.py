@@ -10,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.metrics import GATINGS
 from avvp_lit.module import AVVPModule
 
@@ -27,7 +28,7 @@ def _require_choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None
 def validate_config(cfg: DictConfig) -> None:
     """Fail before any work on values whose mistakes would otherwise surface late."""
     _require_choice(cfg, "metrics.gating", GATINGS)
-    _require_choice(cfg, "data.feature_set", ("han", "valor"))
+    _require_choice(cfg, "data.feature_set", tuple(FEATURE_SETS))
     _require_choice(cfg, "data.audio_labels", ("pre2024", "current"))
     _require_choice(cfg, "data.on_missing", ("error", "skip"))
     _require_choice(cfg, "data.store", ("auto", "npy", "h5"))
@@ -36,6 +37,13 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model.feature_set={expected!r} but data.feature_set={cfg.data.feature_set!r}: "
             f"choose model/projection={cfg.data.feature_set} (or data with {expected} features)"
+        )
+    terms = OmegaConf.select(cfg, "loss.terms") or {}
+    if "pseudo_label" in terms and not FEATURE_SETS[cfg.data.feature_set].has_pseudo_labels:
+        raise ConfigError(
+            f"loss.terms.pseudo_label needs per-second pseudo labels, which feature set "
+            f"{cfg.data.feature_set!r} does not have: drop it with ~loss.terms.pseudo_label, "
+            "choose loss=han, or use the valor features"
         )
     if OmegaConf.is_missing(cfg.data, "root"):
         raise ConfigError("data.root is required for real LLP data: data.root=/path/to/llp")

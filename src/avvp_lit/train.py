@@ -47,13 +47,13 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     if not cfg.get("test"):
         return None
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
+    trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     if not trainer.is_global_zero:
         return None
     test_split = datamodule.split("test")
     return write_run_results(
         out,
-        model_label=cfg.model.get("name", "model") if "name" in cfg.model else "model",
+        model_label=cfg.model.get("name", "model"),
         metrics=module.test_outputs["metrics"],
         predictions=module.test_outputs["predictions"],
         filenames=test_split.filenames,

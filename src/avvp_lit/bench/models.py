@@ -1,0 +1,200 @@
+"""`avvp-bench models`: training-step and inference throughput of HAN and MM-CSE.
+
+    avvp-bench models --json OUT [--device cpu|cuda] [--batch-size 64] [--threads 2]
+
+Both networks run on HAN-shaped inputs (audio (B, 10, 128), visual (B, 80, 2048),
+visual_st (B, 10, 512); MM-CSE composed with ``model/projection=han``), each with its own
+loss (``loss=han`` / ``loss=mmcse``; random per-second pseudo labels are supplied so
+every MM-CSE term runs). A training step is forward + loss + backward + AdamW step.
+Each model is measured in a fresh subprocess, so its peak RSS is its own. Step times
+are medians over ``--steps`` timed steps after ``--warmup`` untimed ones.
+
+JSON: ``{"han": {"train_videos_per_s", "infer_videos_per_s", "peak_rss_mb", ...},
+"mmcse": {...}, "step_time_ratio"}`` with step_time_ratio = MM-CSE / HAN step time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+MODELS = ("han", "mmcse")
+
+
+def _compose(model: str) -> Any:
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="avvp_lit.conf", version_base="1.3"):
+        return compose(overrides=[f"+model={model}", "model/projection=han", f"+loss={model}"])
+
+
+def _batch(batch_size: int, device: Any, seed: int = 0) -> dict[str, Any]:
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g).to(device)
+
+    def binary(*shape: int) -> torch.Tensor:
+        return (torch.rand(*shape, generator=g) < 0.15).float().to(device)
+
+    return {
+        "audio": rand(batch_size, 10, 128),
+        "visual": rand(batch_size, 80, 2048),
+        "visual_st": rand(batch_size, 10, 512),
+        "label": binary(batch_size, 25),
+        "pl_audio": binary(batch_size, 10, 25),
+        "pl_visual": binary(batch_size, 10, 25),
+        "index": torch.arange(batch_size, device=device),
+    }
+
+
+def _timed(fn: Any, warmup: int, steps: int, sync: Any) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(
+    model: str, *, batch_size: int, device: str, threads: int, warmup: int, steps: int
+) -> dict[str, Any]:
+    """Measure one model in this process (the worker side)."""
+    import hydra
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = _compose(model)
+    dev = torch.device(device)
+    network = hydra.utils.instantiate(cfg.model).to(dev)
+    loss_fn = hydra.utils.instantiate(cfg.loss).to(dev)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4, weight_decay=1e-3)
+    batch = _batch(batch_size, dev)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        output = network(batch["audio"], batch["visual"], batch["visual_st"])
+        loss_fn(output, batch)["total"].backward()
+        optimizer.step()
+
+    def infer_step() -> None:
+        with torch.inference_mode():
+            network(batch["audio"], batch["visual"], batch["visual_st"])
+
+    network.train()
+    train_times = _timed(train_step, warmup, steps, sync)
+    network.eval()
+    infer_times = _timed(infer_step, warmup, steps, sync)
+    step = statistics.median(train_times)
+    infer = statistics.median(infer_times)
+    result = {
+        "train_videos_per_s": batch_size / step,
+        "infer_videos_per_s": batch_size / infer,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "train_step_s": step,
+        "infer_step_s": infer,
+        "train_step_times_s": train_times,
+        "parameters": sum(p.numel() for p in network.parameters()),
+    }
+    if dev.type == "cuda":
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    return result
+
+
+def _run_worker(model: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "avvp_lit.bench.models",
+        "--worker",
+        model,
+        "--batch-size",
+        str(args.batch_size),
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+        "--warmup",
+        str(args.warmup),
+        "--steps",
+        str(args.steps),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark of {model} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avvp-bench models", description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (CPU)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.worker:
+        result = measure(
+            args.worker,
+            batch_size=args.batch_size,
+            device=args.device,
+            threads=args.threads,
+            warmup=args.warmup,
+            steps=args.steps,
+        )
+        print(json.dumps(result))
+        return 0
+    results: dict[str, Any] = {}
+    for model in args.models:
+        results[model] = _run_worker(model, args)
+        r = results[model]
+        print(
+            f"{model:6s} train {r['train_videos_per_s']:8.1f} videos/s  "
+            f"infer {r['infer_videos_per_s']:8.1f} videos/s  peak RSS {r['peak_rss_mb']:7.0f} MB"
+        )
+    if "han" in results and "mmcse" in results:
+        ratio = results["mmcse"]["train_step_s"] / results["han"]["train_step_s"]
+        results["step_time_ratio"] = ratio
+        print(f"step time ratio MM-CSE / HAN: {ratio:.2f}")
+    results["settings"] = {
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "threads": args.threads,
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "inputs": "HAN-shaped: audio (B,10,128), visual (B,80,2048), visual_st (B,10,512)",
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

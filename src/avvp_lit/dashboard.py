@@ -1,0 +1,354 @@
+"""What a researcher looks at after a run: W&B logger setup and the ``Dashboard`` callback.
+
+``wandb_logger`` builds Lightning's ``WandbLogger`` offline unless ``WANDB_MODE`` says
+otherwise, with the runs of one Hydra multirun sweep in one W&B group named after the
+sweep directory and the overridden options as tags (``wandb_group_and_tags``).
+
+``Dashboard`` writes figures into the run's ``figures/`` folder whatever the logger,
+and logs the same figures to W&B when a ``WandbLogger`` is attached (global rank 0
+only): every few epochs a parsing timeline for a fixed handful of validation videos
+and, for class-wise models, the SECM co-occurrence attention maps; at the end of
+testing a per-class F1 table and bar charts. Loss terms and the ten validation numbers
+are logged by ``AVVPModule`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import OmegaConf
+from torch.utils.data import default_collate
+
+from avvp_lit.classes import CLASSES
+from avvp_lit.figures import attention_figure, class_f1_figure, save_png, timeline_figure
+from avvp_lit.parse import binarize_time_major
+from avvp_lit.predictions import atomic_write_bytes
+
+ATTENTION_KEYS: tuple[str, ...] = ("aa", "av", "vv", "va")
+F1_KEYS: tuple[str, ...] = ("seg_a", "seg_v", "seg_av", "evt_a", "evt_v", "evt_av")
+MAX_GROUP_LENGTH = 128
+MAX_TAG_LENGTH = 64
+
+
+# --------------------------------------------------------------------------- W&B logger
+
+
+def wandb_group_and_tags() -> tuple[str | None, list[str]]:
+    """The W&B group and tags of the current Hydra job.
+
+    In a multirun the group is the sweep directory (all jobs of one sweep share it) and
+    the tags are the job's overridden options, so an ablation table can be rebuilt by
+    grouping in the W&B UI; a single run gets its overrides as tags and no group.
+    Outside a Hydra app: ``(None, [])``.
+    """
+    if not HydraConfig.initialized():
+        return None, []
+    hydra_cfg = HydraConfig.get()
+    tags = [str(o)[:MAX_TAG_LENGTH] for o in hydra_cfg.overrides.task]
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None, tags
+    return str(hydra_cfg.sweep.dir)[-MAX_GROUP_LENGTH:], tags
+
+
+def wandb_logger(
+    *,
+    save_dir: str | Path,
+    project: str = "avvp-lit",
+    mode: str | None = None,
+    group: str | None = None,
+    tags: Sequence[str] | None = None,
+    name: str | None = None,
+    log_model: bool | str = False,
+    **kwargs: Any,
+) -> WandbLogger:
+    """A ``WandbLogger`` writing under ``save_dir/wandb``; offline unless told otherwise.
+
+    ``mode`` (``offline``, ``online``, ``disabled``) defaults to ``$WANDB_MODE``, else
+    ``offline``: no network and no account are needed, and ``wandb sync`` uploads the
+    run later. ``group``/``tags`` default to ``wandb_group_and_tags()``. A W&B run still
+    open from an earlier job of this process (Hydra's basic launcher runs a sweep's jobs
+    in one process) is finished first, so each job gets its own run.
+    """
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
+    auto_group, auto_tags = wandb_group_and_tags()
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return WandbLogger(
+        save_dir=str(save_dir),
+        project=project,
+        mode=mode or os.environ.get("WANDB_MODE") or "offline",
+        group=group or auto_group,
+        tags=list(tags) if tags is not None else auto_tags,
+        name=name,
+        log_model=log_model,
+        **kwargs,
+    )
+
+
+def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
+    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+
+
+# --------------------------------------------------------------------------- the callback
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
+
+
+def _first_dataloader(loaders: Any) -> Any:
+    if isinstance(loaders, Sequence):
+        return loaders[0] if loaders else None
+    return loaders
+
+
+class Dashboard(L.Callback):
+    """Figures of a run in ``figures_dir`` (always) and on W&B (when a WandbLogger is set).
+
+    - ``setup``: the resolved config (``config_file``, written by the entry point
+      before fitting) as hyperparameters of every logger.
+    - every ``every_n_epochs`` validation epochs, and the last: the model is run (eval
+      mode, no grad, one batch) on the first ``num_videos`` validation videos; a
+      timeline per video (ground truth beside prediction) and, when the output has
+      ``attn_maps``, the maps averaged over those videos' segments.
+    - ``on_test_end``: per-class F1 from ``pl_module.test_outputs["diagnostics"]`` as a
+      CSV, two grouped-bar PNGs (segment and event level), a W&B table and bar charts.
+
+    Everything happens on global rank 0 only; ``fast_dev_run`` draws nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        figures_dir: str | Path,
+        every_n_epochs: int = 4,
+        num_videos: int = 4,
+        config_file: str | Path | None = None,
+        dpi: int = 100,
+    ) -> None:
+        if every_n_epochs < 1 or num_videos < 0:
+            raise ValueError("every_n_epochs must be >= 1 and num_videos >= 0")
+        self.figures_dir = Path(figures_dir)
+        self.every_n_epochs = every_n_epochs
+        self.num_videos = num_videos
+        self.config_file = Path(config_file) if config_file else None
+        self.dpi = dpi
+        self._config_logged = False
+
+    def _active(self, trainer: L.Trainer) -> bool:
+        return trainer.is_global_zero and not trainer.fast_dev_run
+
+    # ----------------------------------------------------------------- config
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._config_logged or not self._active(trainer):
+            return
+        if self.config_file is None or not self.config_file.is_file():
+            return
+        config = OmegaConf.to_container(OmegaConf.load(self.config_file), resolve=True)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)
+        self._config_logged = True
+
+    # ----------------------------------------------------------------- validation
+
+    def _due(self, trainer: L.Trainer) -> bool:
+        epoch = trainer.current_epoch + 1
+        limit = trainer.max_epochs
+        return epoch % self.every_n_epochs == 0 or (limit is not None and 0 < limit <= epoch)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not self._active(trainer) or not self._due(trainer):
+            return
+        if not self.num_videos:
+            return
+        loader = _first_dataloader(trainer.val_dataloaders)
+        if loader is None or len(loader.dataset) == 0:
+            return
+        snapshot = self.validation_snapshot(pl_module, loader.dataset)
+        paths = self.write_validation_figures(snapshot, trainer.current_epoch)
+        self.log_validation_media(trainer, snapshot, paths)
+
+    def validation_snapshot(self, pl_module: L.LightningModule, dataset: Any) -> dict[str, Any]:
+        """Run the model on the first ``num_videos`` items of ``dataset``.
+
+        Returns ``filenames``; ``gt_audio``, ``gt_visual``, ``pred_audio``,
+        ``pred_visual``, ``prob_audio``, ``prob_visual`` (k, 10, 25) numpy arrays; and
+        ``attention`` {key: (25, 25)} averaged over videos and seconds, or None.
+        """
+        count = min(self.num_videos, len(dataset))
+        batch = default_collate([dataset[i] for i in range(count)])
+        batch = {k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            with torch.no_grad():
+                output = pl_module(batch)
+        finally:
+            pl_module.train(was_training)
+        probabilities = {
+            k: getattr(output, k).detach().float().cpu()
+            for k in ("global_prob", "a_prob", "v_prob", "frame_prob")
+        }
+        settings = getattr(pl_module, "metric_settings", None) or {}
+        pred_audio, pred_visual = binarize_time_major(probabilities, settings)
+        frame = probabilities["frame_prob"].numpy()
+        names = getattr(dataset, "filenames", None)
+        return {
+            "filenames": [names[i] if names else f"video {i}" for i in range(count)],
+            "gt_audio": batch["gt_audio"].cpu().numpy(),
+            "gt_visual": batch["gt_visual"].cpu().numpy(),
+            "pred_audio": pred_audio,
+            "pred_visual": pred_visual,
+            "prob_audio": frame[:, :, 0],
+            "prob_visual": frame[:, :, 1],
+            "attention": mean_attention(getattr(output, "attn_maps", None)),
+        }
+
+    def write_validation_figures(
+        self, snapshot: Mapping[str, Any], epoch: int
+    ) -> dict[str, list[Path]]:
+        """Timelines (one PNG per video) and the attention heatmaps of one epoch."""
+        folder = self.figures_dir / f"epoch_{epoch:03d}"
+        timelines = []
+        for i, name in enumerate(snapshot["filenames"]):
+            fig = timeline_figure(
+                name,
+                *(snapshot[k][i] for k in ("gt_audio", "gt_visual", "pred_audio", "pred_visual")),
+                snapshot["prob_audio"][i],
+                snapshot["prob_visual"][i],
+                title=f"{name} (validation, epoch {epoch})",
+            )
+            path = folder / f"timeline_{i:02d}_{_safe_name(name)}.png"
+            timelines.append(save_png(fig, path, dpi=self.dpi))
+        paths = {"timeline": timelines, "attention": []}
+        if snapshot["attention"] is not None:
+            count = len(snapshot["filenames"])
+            fig = attention_figure(
+                snapshot["attention"],
+                title=f"SECM co-occurrence attention, epoch {epoch} "
+                f"(mean over {count} validation videos x 10 s)",
+            )
+            paths["attention"].append(save_png(fig, folder / "attention.png", dpi=self.dpi))
+        return paths
+
+    def log_validation_media(
+        self,
+        trainer: L.Trainer,
+        snapshot: Mapping[str, Any],
+        paths: Mapping[str, list[Path]],
+    ) -> None:
+        for logger in wandb_loggers(trainer):
+            for i, (path, name) in enumerate(
+                zip(paths["timeline"], snapshot["filenames"], strict=True)
+            ):
+                logger.log_image(
+                    f"val/timeline/{i:02d}", [str(path)], step=trainer.global_step, caption=[name]
+                )
+            if paths["attention"]:
+                logger.log_image(
+                    "val/attention", [str(paths["attention"][0])], step=trainer.global_step
+                )
+
+    # ----------------------------------------------------------------- test
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._active(trainer):
+            return
+        diagnostics = getattr(pl_module, "test_outputs", {}).get("diagnostics")
+        if diagnostics is None:
+            return
+        class_f1 = {key: np.asarray(diagnostics.class_f1[key]) for key in F1_KEYS}
+        paths = self.write_test_figures(class_f1)
+        self.log_test_media(trainer, class_f1, paths)
+
+    def write_test_figures(self, class_f1: Mapping[str, np.ndarray]) -> dict[str, Path]:
+        """``test/class_f1.csv`` and one grouped-bar PNG per level."""
+        folder = self.figures_dir / "test"
+        rows = ["class," + ",".join(F1_KEYS)]
+        for k, name in enumerate(CLASSES):
+            rows.append(name + "," + ",".join(_csv_number(class_f1[key][k]) for key in F1_KEYS))
+        atomic_write_bytes(folder / "class_f1.csv", ("\n".join(rows) + "\n").encode())
+        return {
+            level: save_png(
+                class_f1_figure(class_f1, level=level, title=f"test per-class F1, {title}"),
+                folder / f"class_f1_{level}.png",
+                dpi=self.dpi,
+            )
+            for level, title in (("seg", "segment level"), ("evt", "event level"))
+        }
+
+    def log_test_media(
+        self,
+        trainer: L.Trainer,
+        class_f1: Mapping[str, np.ndarray],
+        paths: Mapping[str, Path],
+    ) -> None:
+        loggers = wandb_loggers(trainer)
+        if not loggers:
+            return
+        import wandb
+
+        columns = ["class", *F1_KEYS]
+        data = [
+            [name, *(_table_number(class_f1[key][k]) for key in F1_KEYS)]
+            for k, name in enumerate(CLASSES)
+        ]
+        for logger in loggers:
+            table = wandb.Table(columns=columns, data=data)
+            charts = {
+                f"test/class_f1_bar/{key}": wandb.plot.bar(
+                    table, "class", key, title=f"test per-class F1 ({key}, %)"
+                )
+                for key in ("seg_a", "seg_v", "seg_av")
+            }
+            images = {
+                f"test/class_f1_{level}": wandb.Image(str(path)) for level, path in paths.items()
+            }
+            logger.experiment.log(
+                {
+                    "test/class_f1": table,
+                    **charts,
+                    **images,
+                    "trainer/global_step": trainer.global_step,
+                }
+            )
+
+
+def mean_attention(attn_maps: Mapping[str, torch.Tensor] | None) -> dict[str, np.ndarray] | None:
+    """Each (B, 10, 25, 25) SECM map averaged over videos and seconds to (25, 25)."""
+    if not attn_maps:
+        return None
+    return {
+        key: attn_maps[key].detach().float().mean(dim=(0, 1)).cpu().numpy()
+        for key in ATTENTION_KEYS
+        if key in attn_maps
+    }
+
+
+def _csv_number(value: float) -> str:
+    return "" if np.isnan(value) else f"{value:.2f}"
+
+
+def _table_number(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 2)
+
+
+__all__ = [
+    "Dashboard",
+    "mean_attention",
+    "wandb_group_and_tags",
+    "wandb_logger",
+]

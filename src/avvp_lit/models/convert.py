@@ -1,0 +1,555 @@
+"""Checkpoints of the original implementations <-> this project's networks.
+
+- :func:`load_official` reads a released state dict (MM-CSE ``checkpoint_best.pth``,
+  HAN ``MMIL_Net.pt``; a bare state dict or one wrapped under ``model``/``state_dict``/...,
+  ``module.`` prefixes stripped), infers the sizes from the weights (HAN vs CLAP audio,
+  80-frame vs per-second visual, hidden/class widths, layers, classes) and returns our
+  network with those weights. The per-class branches and heads of the original become
+  our stacked tensors.
+- :func:`official_model_config` gives the Hydra model config (a plain dict with
+  ``_target_``) of that network; :func:`to_official` is the reverse mapping.
+- ``avvp-convert IN OUT --arch mmcse|han`` (:func:`main`) writes a network file
+  ``{"format": "avvp-lit-network", "arch", "model_config", "state_dict"}``, read back by
+  :func:`load_network_file`.
+
+Modules the original forward passes never use are skipped when loading: HAN's
+``audio_encoder``, ``visual_encoder``, ``cmt_encoder`` and ``hat_encoder.norm1/2``, and
+MM-CSE's ``av_enhance.final_norm_a/v``. :func:`to_official` writes them back (so the
+original classes load the result with ``strict=True``) filled with a fresh
+initialisation (LayerNorm weight 1, everything else 0): their values cannot matter.
+Every other key is mapped; anything unexpected or missing is an error naming the keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from torch import nn
+
+ARCHS = ("mmcse", "han")
+FILE_FORMAT = "avvp-lit-network"
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "network", "net")
+CLAP_AUDIO_DIM = 768  # MM-CSE treats a 768-wide audio input as the CLAP feature map
+RESNET_VISUAL_DIM = 2048  # 80 ResNet-152 frames, pooled 8 per second
+DEFAULT_HEADS = {"mmcse": 8, "han": 1}  # not recorded in the weights
+
+
+class ConversionError(ValueError):
+    """A checkpoint that does not match the architecture; the message names the keys."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One key of the original state dict: where it lives in ours, or unused.
+
+    ``ours`` is our key; ``index`` selects the slot of a stacked tensor (``()`` = the
+    whole tensor); ``shape`` is the original tensor's shape. An unused entry
+    (``ours=None``) is skipped when loading and written with ``fill`` by to_official.
+    """
+
+    official: str
+    ours: str | None
+    index: tuple[int, ...] = ()
+    shape: tuple[int, ...] = ()
+    fill: float = 0.0
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def read_state_dict(source: str | Path | Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """A state dict from a path or a mapping; unwraps ``{"model": sd}``-style checkpoints
+    and strips a ``module.`` (DataParallel / DDP) prefix."""
+    obj: Any = source
+    if isinstance(source, (str, Path)):
+        obj = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(obj, Mapping):
+        raise ConversionError(f"expected a state dict (a mapping), got {type(obj).__name__}")
+    if not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        for key in WRAPPER_KEYS:
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+        else:
+            raise ConversionError(
+                f"no tensors in the checkpoint and none of {WRAPPER_KEYS} wraps a state dict; "
+                f"top-level keys: {sorted(map(str, obj))[:10]}"
+            )
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _count(state: Mapping[str, Any], pattern: str) -> int:
+    regex = re.compile(pattern)
+    found = {int(m.group(1)) for k in state if (m := regex.match(k))}
+    return max(found) + 1 if found else 0
+
+
+def _require(state: Mapping[str, torch.Tensor], key: str, arch: str) -> torch.Tensor:
+    if key not in state:
+        raise ConversionError(
+            f"{key!r} is missing: not a released {arch} checkpoint "
+            f"(first keys: {list(state)[:8]}); check --arch"
+        )
+    return state[key]
+
+
+@dataclass(frozen=True)
+class Dims:
+    """Sizes of an original network, read from its weights."""
+
+    arch: str
+    audio_dim: int
+    visual_dim: int
+    motion_dim: int
+    hidden_dim: int
+    num_classes: int
+    num_layers: int
+    ffn_dim: int
+    class_dim: int = 0  # MM-CSE only
+    num_branches: int = 0  # MM-CSE only: classes + background
+
+    @classmethod
+    def from_official(cls, state: Mapping[str, torch.Tensor], arch: str) -> Dims:
+        if arch not in ARCHS:
+            raise ConversionError(f"arch={arch!r}: choose one of {ARCHS}")
+        fc_a = _require(state, "fc_a.weight", arch)
+        common = {
+            "arch": arch,
+            "audio_dim": fc_a.shape[1],
+            "visual_dim": _require(state, "fc_v.weight", arch).shape[1],
+            "motion_dim": _require(state, "fc_st.weight", arch).shape[1],
+            "hidden_dim": fc_a.shape[0],
+        }
+        if arch == "han":
+            return cls(
+                **common,
+                num_classes=_require(state, "fc_prob.weight", arch).shape[0],
+                num_layers=_count(state, r"hat_encoder\.layers\.(\d+)\."),
+                ffn_dim=_require(state, "hat_encoder.layers.0.linear1.weight", arch).shape[0],
+            )
+        return cls(
+            **common,
+            num_classes=_count(state, r"fc_prob\.fc\.(\d+)\."),
+            num_layers=_count(state, r"av_enhance\.layers\.(\d+)\."),
+            ffn_dim=_require(state, "av_enhance.layers.0.linear1.weight", arch).shape[0],
+            class_dim=_require(state, "a_unmix.0.1.weight", arch).shape[0],
+            num_branches=_count(state, r"a_unmix\.(\d+)\."),
+        )
+
+    @classmethod
+    def from_network(cls, network: nn.Module, arch: str) -> Dims:
+        state = network.state_dict()
+
+        def get(key: str) -> torch.Tensor:
+            if key not in state:
+                raise ConversionError(
+                    f"the network has no {key!r}: it is not the original {arch} architecture "
+                    "(an ablation variant has no counterpart in the original code)"
+                )
+            return state[key]
+
+        fc_a = get("projection.audio.fc.weight")
+        common = {
+            "arch": arch,
+            "audio_dim": fc_a.shape[1],
+            "visual_dim": get("projection.visual.fc.weight").shape[1],
+            "motion_dim": get("projection.motion.fc_st.weight").shape[1],
+            "hidden_dim": fc_a.shape[0],
+            "num_layers": _count(state, r"enhancement\.layers\.(\d+)\."),
+            "ffn_dim": get("enhancement.layers.0.linear1.weight").shape[0],
+        }
+        if arch == "han":
+            return cls(**common, num_classes=get("heads.fc_prob.weight").shape[0])
+        branches = get("decoupling.audio.branches.first.weight")
+        return cls(
+            **common,
+            num_classes=get("heads.weight").shape[1],
+            class_dim=branches.shape[1],
+            num_branches=branches.shape[0],
+        )
+
+
+# ------------------------------------------------------------------------ key tables
+
+
+def _linear(official: str, ours: str, out_dim: int, in_dim: int) -> Iterator[Entry]:
+    yield Entry(f"{official}.weight", f"{ours}.weight", shape=(out_dim, in_dim))
+    yield Entry(f"{official}.bias", f"{ours}.bias", shape=(out_dim,))
+
+
+def _layer_norm(official: str, ours: str | None, dim: int) -> Iterator[Entry]:
+    yield Entry(f"{official}.weight", None if ours is None else f"{ours}.weight", (), (dim,), 1.0)
+    yield Entry(f"{official}.bias", None if ours is None else f"{ours}.bias", (), (dim,), 0.0)
+
+
+def _attention(official: str, ours: str | None, dim: int) -> Iterator[Entry]:
+    def our(name: str) -> str | None:
+        return None if ours is None else f"{ours}.{name}"
+
+    yield Entry(f"{official}.in_proj_weight", our("in_proj_weight"), shape=(3 * dim, dim))
+    yield Entry(f"{official}.in_proj_bias", our("in_proj_bias"), shape=(3 * dim,))
+    yield Entry(f"{official}.out_proj.weight", our("out_proj.weight"), shape=(dim, dim))
+    yield Entry(f"{official}.out_proj.bias", our("out_proj.bias"), shape=(dim,))
+
+
+def _projection(d: Dims) -> Iterator[Entry]:
+    h = d.hidden_dim
+    yield from _linear("fc_a", "projection.audio.fc", h, d.audio_dim)
+    yield from _linear("fc_v", "projection.visual.fc", h, d.visual_dim)
+    yield from _linear("fc_st", "projection.motion.fc_st", h, d.motion_dim)
+    yield from _linear("fc_fusion", "projection.motion.fc_fusion", h, 2 * h)
+
+
+def _mmcse_entries(d: Dims) -> Iterator[Entry]:
+    """The released MM-CSE state dict, key by key, in its order."""
+    h, c, g, k = d.hidden_dim, d.class_dim, d.num_branches, d.num_classes
+    yield from _projection(d)
+    vis, aud = "decoupling.visual.branches", "decoupling.audio.branches"
+    for b in range(g):
+        yield Entry(f"v_unmix.{b}.1.weight", f"{vis}.first.weight", (b,), (c, h))
+        yield Entry(f"v_unmix.{b}.1.bias", f"{vis}.first.bias", (b,), (c,))
+        yield Entry(f"v_unmix.{b}.4.weight", f"{vis}.rest.0.weight", (b,), (c, c))
+        yield Entry(f"v_unmix.{b}.4.bias", f"{vis}.rest.0.bias", (b,), (c,))
+    for b in range(g):
+        yield Entry(f"a_unmix.{b}.1.weight", f"{aud}.first.weight", (b,), (c, h))
+        yield Entry(f"a_unmix.{b}.1.bias", f"{aud}.first.bias", (b,), (c,))
+    rec = "decoupling.{}.reconstruction"
+    yield from _linear("v_recon.model.1", f"{rec.format('visual')}.fc1", h, g * c)
+    yield from _linear("v_recon.model.3", f"{rec.format('visual')}.fc2", h, h)
+    yield from _linear("a_recon.0", f"{rec.format('audio')}.fc1", h, g * c)
+    yield from _linear("a_recon.2", f"{rec.format('audio')}.fc2", h, h)
+    for i in range(d.num_layers):
+        src, dst = f"av_enhance.layers.{i}", f"enhancement.layers.{i}"
+        yield from _linear(f"{src}.linear1", f"{dst}.linear1", d.ffn_dim, c)
+        yield from _linear(f"{src}.linear2", f"{dst}.linear2", c, d.ffn_dim)
+        yield from _layer_norm(f"{src}.norm1", f"{dst}.norm1", c)
+        yield from _attention(f"{src}.SECM_1.attn", f"{dst}.secm.intra", c)
+        yield from _linear(f"{src}.LGSF_1.glob1", f"{dst}.lgsf.intra.glob1", c, c)
+        yield from _linear(f"{src}.LGSF_1.glob2", f"{dst}.lgsf.intra.glob2", c, c)
+        yield from _attention(f"{src}.SECM_2.attn", f"{dst}.secm.cross", c)
+        yield from _linear(f"{src}.LGSF_2.glob", f"{dst}.lgsf.cross.glob", c, c)
+        yield from _linear(f"{src}.fc1", f"{dst}.fc1", c, c)
+        yield from _linear(f"{src}.fc2", f"{dst}.fc2", c, c)
+    yield from _layer_norm("av_enhance.final_norm_a", None, c)  # never used by the original
+    yield from _layer_norm("av_enhance.final_norm_v", None, c)
+    for head, name in enumerate(("fc_prob", "fc_frame_att", "fc_av_att")):
+        for cls in range(k):
+            yield Entry(f"{name}.fc.{cls}.weight", "heads.weight", (head, cls), (1, c))
+            yield Entry(f"{name}.fc.{cls}.bias", "heads.bias", (head, cls), (1,))
+    for mod, ours in (("a", "audio"), ("v", "visual")):
+        yield from _linear(f"reduce_{mod}.0", f"decoupling.{ours}.fusion.reduce", c, 2 * c)
+    for mod, ours in (("a", "audio"), ("v", "visual")):
+        yield from _linear(f"alpha_{mod}.model.1", f"decoupling.{ours}.fusion.alpha.1", h // 2, h)
+        yield from _linear(f"alpha_{mod}.model.4", f"decoupling.{ours}.fusion.alpha.4", 1, h // 2)
+
+
+def _unused_encoder_layer(prefix: str, h: int, ffn: int) -> Iterator[Entry]:
+    yield from _attention(f"{prefix}.self_attn", None, h)
+    yield Entry(f"{prefix}.linear1.weight", None, shape=(ffn, h))
+    yield Entry(f"{prefix}.linear1.bias", None, shape=(ffn,))
+    yield Entry(f"{prefix}.linear2.weight", None, shape=(h, ffn))
+    yield Entry(f"{prefix}.linear2.bias", None, shape=(h,))
+    yield from _layer_norm(f"{prefix}.norm1", None, h)
+    yield from _layer_norm(f"{prefix}.norm2", None, h)
+
+
+def _han_entries(d: Dims) -> Iterator[Entry]:
+    """The released HAN state dict, key by key, in its order (unused modules included)."""
+    h, k = d.hidden_dim, d.num_classes
+    for name in ("fc_prob", "fc_frame_att", "fc_av_att"):
+        yield from _linear(name, f"heads.{name}", k, h)
+    yield from _projection(d)
+    for encoder in ("audio_encoder", "visual_encoder", "cmt_encoder"):
+        yield from _unused_encoder_layer(f"{encoder}.layers.0", h, d.ffn_dim)
+    yield from _layer_norm("cmt_encoder.norm1", None, h)
+    yield from _layer_norm("cmt_encoder.norm2", None, h)
+    for i in range(d.num_layers):
+        src, dst = f"hat_encoder.layers.{i}", f"enhancement.layers.{i}"
+        yield from _attention(f"{src}.self_attn", f"{dst}.self_attn", h)
+        yield from _attention(f"{src}.cm_attn", f"{dst}.cm_attn", h)
+        yield from _linear(f"{src}.linear1", f"{dst}.linear1", d.ffn_dim, h)
+        yield from _linear(f"{src}.linear2", f"{dst}.linear2", h, d.ffn_dim)
+        yield from _layer_norm(f"{src}.norm1", f"{dst}.norm1", h)
+        yield from _layer_norm(f"{src}.norm2", f"{dst}.norm2", h)
+    yield from _layer_norm("hat_encoder.norm1", None, h)
+    yield from _layer_norm("hat_encoder.norm2", None, h)
+
+
+# Prefixes of modules the original forward never uses (ignored whatever their layout).
+UNUSED_PREFIXES = {
+    "han": (
+        "audio_encoder.",
+        "visual_encoder.",
+        "cmt_encoder.",
+        "hat_encoder.norm1.",
+        "hat_encoder.norm2.",
+    ),
+    "mmcse": ("av_enhance.final_norm_a.", "av_enhance.final_norm_v."),
+}
+
+
+def official_entries(dims: Dims) -> list[Entry]:
+    """Every key of the original state dict for these sizes, in the original order."""
+    return list(_mmcse_entries(dims) if dims.arch == "mmcse" else _han_entries(dims))
+
+
+# ----------------------------------------------------------------------- model config
+
+
+def compose_model_config(arch: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Compose ``model=<arch>`` (+ overrides) from the packaged configs; resolved plain dict.
+
+    Works inside a running Hydra app too (the global Hydra state is restored).
+    """
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module(config_module="avvp_lit.conf", version_base="1.3"):
+        cfg = compose(overrides=[f"+model={arch}", *overrides])
+    return OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[return-value]
+
+
+def _config_overrides(dims: Dims, num_heads: int | None) -> list[str]:
+    """Hydra overrides of ``model=<arch>`` that reproduce the checkpoint's sizes."""
+    clap = dims.arch == "mmcse" and dims.audio_dim == CLAP_AUDIO_DIM
+    base = "valor" if clap else "han"
+    over = [f"model/projection={base}"]
+    if not clap:
+        over.append(f"model.projection.audio.in_dim={dims.audio_dim}")
+    frames = dims.visual_dim == RESNET_VISUAL_DIM
+    if frames and base == "valor":
+        over += [
+            "model.projection.visual._target_=avvp_lit.models.projection.FramePooledProjection",
+            "+model.projection.visual.frames_per_segment=8",
+        ]
+    elif not frames and base == "han":
+        over += [
+            "model.projection.visual._target_=avvp_lit.models.projection.LinearProjection",
+            "~model.projection.visual.frames_per_segment",
+        ]
+    over += [
+        f"model.projection.visual.in_dim={dims.visual_dim}",
+        f"model.projection.motion.motion_dim={dims.motion_dim}",
+        f"model.hidden_dim={dims.hidden_dim}",
+        f"model.num_classes={dims.num_classes}",
+        f"model.num_layers={dims.num_layers}",
+    ]
+    heads = num_heads or DEFAULT_HEADS[dims.arch]
+    if dims.arch == "han":
+        over += [
+            f"model.enhancement.ffn_dim={dims.ffn_dim}",
+            f"model.enhancement.num_heads={heads}",
+        ]
+    else:
+        if dims.num_branches != dims.num_classes + 1:
+            raise ConversionError(
+                f"{dims.num_branches} a_unmix branches for {dims.num_classes} classes: "
+                "the released MM-CSE has one background branch more than classes"
+            )
+        over += [
+            f"model.class_dim={dims.class_dim}",
+            f"model.ffn_dim={dims.ffn_dim}",
+            f"model.secm.num_heads={heads}",
+        ]
+    return over
+
+
+def official_model_config(
+    source: str | Path | Mapping[str, Any], arch: str = "mmcse", *, num_heads: int | None = None
+) -> dict[str, Any]:
+    """The Hydra model config (plain dict, ``_target_``) of a released checkpoint's network.
+
+    ``num_heads`` is not stored in the weights: MM-CSE uses 8, HAN 1 (the defaults).
+    """
+    state = read_state_dict(source)
+    return compose_model_config(arch, _config_overrides(Dims.from_official(state, arch), num_heads))
+
+
+# ------------------------------------------------------------------------- converting
+
+
+def _check_keys(state: Mapping[str, torch.Tensor], entries: Sequence[Entry], arch: str) -> None:
+    known = {e.official for e in entries}
+    unused = UNUSED_PREFIXES[arch]
+    unexpected = [k for k in state if k not in known and not k.startswith(unused)]
+    missing = [e.official for e in entries if e.ours is not None and e.official not in state]
+    if unexpected or missing:
+        parts = []
+        if unexpected:
+            parts.append(
+                f"unexpected keys {unexpected[:20]}" + (" ..." if len(unexpected) > 20 else "")
+            )
+        if missing:
+            parts.append(f"missing keys {missing[:20]}" + (" ..." if len(missing) > 20 else ""))
+        raise ConversionError(f"not a released {arch} state dict: " + "; ".join(parts))
+
+
+def from_official_state(
+    state: Mapping[str, torch.Tensor], network: nn.Module, dims: Dims
+) -> OrderedDict[str, torch.Tensor]:
+    """Our state dict for ``network`` holding the original weights ``state``."""
+    entries = official_entries(dims)
+    _check_keys(state, entries, dims.arch)
+    ours = OrderedDict((k, v.detach().clone()) for k, v in network.state_dict().items())
+    slots: dict[str, int] = {}
+    for e in entries:
+        if e.ours is None:
+            continue
+        if e.ours not in ours:
+            raise ConversionError(f"internal: our network has no {e.ours!r} (for {e.official!r})")
+        value = state[e.official]
+        if tuple(value.shape) != e.shape:
+            raise ConversionError(
+                f"{e.official!r} has shape {tuple(value.shape)}, expected {e.shape} from the "
+                "other weights of the checkpoint"
+            )
+        target = ours[e.ours]
+        if e.index:
+            target[e.index] = value.reshape(target[e.index].shape)
+        else:
+            ours[e.ours] = value.detach().clone().to(target.dtype)
+        slots[e.ours] = slots.get(e.ours, 0) + 1
+    # every tensor of ours filled completely: a stacked (G, ...) tensor needs G slots
+    unfilled = [k for k in ours if slots.get(k, 0) != _slot_count(entries, k, ours[k])]
+    if unfilled:
+        raise ConversionError(f"internal: no original weights for our keys {unfilled}")
+    return ours
+
+
+def _slot_count(entries: Sequence[Entry], key: str, tensor: torch.Tensor) -> int:
+    depth = max((len(e.index) for e in entries if e.ours == key), default=0)
+    return int(torch.tensor(tensor.shape[:depth]).prod()) if depth else 1
+
+
+def build_network(model_config: Mapping[str, Any]) -> nn.Module:
+    """Instantiate a network from its model config (what network files store)."""
+    return hydra.utils.instantiate(dict(model_config), _convert_="none")
+
+
+def load_official(
+    source: str | Path | Mapping[str, Any], arch: str = "mmcse", *, num_heads: int | None = None
+) -> nn.Module:
+    """Our network holding a released checkpoint's weights, in eval mode (see the module
+    docstring).
+
+    ``source``: a path or a (possibly wrapped) state dict. Raises :class:`ConversionError`
+    naming the keys when the checkpoint does not match ``arch``.
+    """
+    state = read_state_dict(source)
+    dims = Dims.from_official(state, arch)
+    config = compose_model_config(arch, _config_overrides(dims, num_heads))
+    network = build_network(config)
+    network.load_state_dict(from_official_state(state, network, dims))
+    return network.eval()
+
+
+def to_official(network: nn.Module, arch: str = "mmcse") -> OrderedDict[str, torch.Tensor]:
+    """The original code's state dict for our network (keys in the original order).
+
+    Used weights map back exactly (official -> ours -> official is bit-identical); the
+    original's unused modules are written with a fresh initialisation (LayerNorm weight
+    1, others 0) so its class loads the result with ``strict=True``.
+    """
+    dims = Dims.from_network(network, arch)
+    ours = network.state_dict()
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for e in official_entries(dims):
+        if e.ours is None:
+            out[e.official] = torch.full(e.shape, e.fill)
+        elif e.index:
+            out[e.official] = ours[e.ours][e.index].detach().clone().reshape(e.shape)
+        else:
+            out[e.official] = ours[e.ours].detach().clone()
+    expected = {e.ours for e in official_entries(dims) if e.ours is not None}
+    extra = [k for k in ours if k not in expected]
+    if extra:
+        raise ConversionError(
+            f"the network has weights with no counterpart in the original {arch}: {extra[:10]}"
+        )
+    return out
+
+
+# -------------------------------------------------------------------------- file format
+
+
+@dataclass
+class LoadedNetwork:
+    """A network file read back: the built network, its architecture and model config."""
+
+    network: nn.Module
+    arch: str
+    model_config: dict[str, Any]
+
+
+def save_network_file(
+    path: str | Path, network: nn.Module, model_config: Mapping[str, Any], arch: str
+) -> None:
+    """Write ``{"format": "avvp-lit-network", "arch", "model_config", "state_dict"}``."""
+    payload = {
+        "format": FILE_FORMAT,
+        "arch": arch,
+        "model_config": dict(model_config),
+        "state_dict": network.state_dict(),
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+
+
+def load_network_file(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedNetwork:
+    """Read a network file written by ``avvp-convert``; the network comes in eval mode."""
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, Mapping) or payload.get("format") != FILE_FORMAT:
+        raise ConversionError(
+            f"{path} is not an {FILE_FORMAT} file (convert a released checkpoint with avvp-convert)"
+        )
+    network = build_network(payload["model_config"])
+    network.load_state_dict(payload["state_dict"])
+    return LoadedNetwork(network.eval(), payload["arch"], dict(payload["model_config"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``avvp-convert IN OUT --arch mmcse|han``: a released checkpoint -> a network file."""
+    parser = argparse.ArgumentParser(
+        prog="avvp-convert",
+        description="Convert a released MM-CSE / HAN checkpoint into an avvp-lit network file.",
+    )
+    parser.add_argument(
+        "input", type=Path, help="checkpoint_best.pth (MM-CSE) or MMIL_Net.pt (HAN)"
+    )
+    parser.add_argument("output", type=Path, help="network file to write")
+    parser.add_argument("--arch", choices=ARCHS, required=True)
+    parser.add_argument(
+        "--num-heads", type=int, default=None, help="attention heads (default: 8 MM-CSE, 1 HAN)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        state = read_state_dict(args.input)
+        config = official_model_config(state, args.arch, num_heads=args.num_heads)
+        network = build_network(config)
+        network.load_state_dict(
+            from_official_state(state, network, Dims.from_official(state, args.arch))
+        )
+    except (ConversionError, OSError) as error:
+        print(f"avvp-convert: {error}", file=sys.stderr)
+        return 2
+    save_network_file(args.output, network, config, args.arch)
+    params = sum(p.numel() for p in network.parameters())
+    summary = f"{args.arch}, {config['feature_set']} features, {params:,} parameters"
+    print(f"avvp-convert: {args.input} ({summary}) -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
