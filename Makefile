@@ -32,5 +32,17 @@ data: $(STAMP)
 train: data
 	$(BIN)/avvp-train data.root=$(DATA) $(ARGS)
 
+PROFILE ?= quick
+SWEEP ?= components
+NOW := $(shell date +%Y-%m-%d_%H-%M-%S)
+SWEEP_DIR ?= outputs/ablation/$(SWEEP)_$(PROFILE)_$(NOW)
+
+# The ablation sweep as one Hydra multirun, one job per core (joblib, 1 torch thread
+# each, fork DataLoader context), then avvp-report (also when some jobs failed).
+ablation: data
+	$(BIN)/avvp-train -m ablation=$(SWEEP) ablation/profile=$(PROFILE) launcher=joblib \
+		logger=csv data.root=$(DATA) hydra.sweep.dir=$(SWEEP_DIR) $(ARGS); \
+	status=$$?; $(BIN)/avvp-report $(SWEEP_DIR) && exit $$status
+
 clean:
 	rm -rf $(VENV) outputs multirun wandb .pytest_cache

@@ -46,7 +46,9 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
         return None
     if not cfg.get("test"):
         return None
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    checkpointing = trainer.checkpoint_callback
+    best = checkpointing.best_model_path if checkpointing else ""
+    best_val = checkpointing.best_model_score if checkpointing else None
     trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     if not trainer.is_global_zero:
         return None
@@ -68,6 +70,7 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
         resolved_config=resolved,
         overrides=task_overrides(),
         checkpoint=str(Path(best)) if best else None,
+        extra={"val_seg_type_best": None if best_val is None else float(best_val)},
         console=console,
     )
 
@@ -79,7 +82,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     except ConfigError as error:
         print(f"avvp-train: config error: {error}", file=sys.stderr)
         sys.exit(2)
-    return None if payload is None else payload["seg_type"]
+    # the Optuna sweeper maximises this: the model-selection score, never a test number
+    return None if payload is None else payload["val_seg_type_best"]
 
 
 def main() -> None:
