@@ -15,13 +15,11 @@ import hydra
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 from torch import nn
 
 from avvp_lit.module import AVVPModule
 from avvp_lit.predictions import atomic_write_bytes
-from avvp_lit.results import write_run_results
-from avvp_lit.run import ConfigError, build_trainer, output_dir, task_overrides
+from avvp_lit.run import ConfigError, build_trainer, output_dir, write_tested_split
 
 
 def load_network(path: str | Path) -> tuple[nn.Module, dict[str, Any] | None]:
@@ -70,25 +68,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     trainer.test(module, datamodule=datamodule, verbose=False)
     if not trainer.is_global_zero:
         return None
-    split = datamodule.split(cfg.split)
-    return write_run_results(
-        out,
+    return write_tested_split(
+        cfg,
+        module,
+        datamodule,
+        split=cfg.split,
         model_label=Path(cfg.ckpt).name,
-        metrics=module.test_outputs["metrics"],
-        predictions=module.test_outputs["predictions"],
-        filenames=split.filenames,
-        gt_audio=split.annotations.gt_audio,
-        gt_visual=split.annotations.gt_visual,
-        metric_settings=metrics,
-        protocol=module.test_metrics.protocol(
-            split=cfg.split,
-            audio_labels=cfg.data.audio_labels,
-            annotation_files=split.annotations.files,
-        ),
         resolved_config=resolved,
-        overrides=task_overrides(),
         checkpoint=str(cfg.ckpt),
-        console=Console(),
     )
 
 

@@ -84,3 +84,42 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
+
+
+def write_tested_split(
+    cfg: DictConfig,
+    module: AVVPModule,
+    datamodule: Any,
+    *,
+    split: str,
+    model_label: str,
+    resolved_config: str,
+    checkpoint: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the result files of a finished test pass over ``split`` (rank 0 only)."""
+    from rich.console import Console
+
+    from avvp_lit.results import write_run_results
+
+    tested = datamodule.split(split)
+    return write_run_results(
+        output_dir(cfg),
+        model_label=model_label,
+        metrics=module.test_outputs["metrics"],
+        predictions=module.test_outputs["predictions"],
+        filenames=tested.filenames,
+        gt_audio=tested.annotations.gt_audio,
+        gt_visual=tested.annotations.gt_visual,
+        metric_settings=module.metric_settings,
+        protocol=module.test_metrics.protocol(
+            split=split,
+            audio_labels=cfg.data.audio_labels,
+            annotation_files=tested.annotations.files,
+        ),
+        resolved_config=resolved_config,
+        overrides=task_overrides(),
+        checkpoint=checkpoint,
+        extra=extra,
+        console=Console(),
+    )

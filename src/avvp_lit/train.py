@@ -17,14 +17,13 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from avvp_lit.predictions import atomic_write_bytes
-from avvp_lit.results import write_run_results
 from avvp_lit.run import (
     ConfigError,
     build_module,
     build_trainer,
     output_dir,
-    task_overrides,
     validate_config,
+    write_tested_split,
 )
 
 
@@ -52,26 +51,15 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     if not trainer.is_global_zero:
         return None
-    test_split = datamodule.split("test")
-    return write_run_results(
-        out,
+    return write_tested_split(
+        cfg,
+        module,
+        datamodule,
+        split="test",
         model_label=cfg.model.get("name", "model"),
-        metrics=module.test_outputs["metrics"],
-        predictions=module.test_outputs["predictions"],
-        filenames=test_split.filenames,
-        gt_audio=test_split.annotations.gt_audio,
-        gt_visual=test_split.annotations.gt_visual,
-        metric_settings=module.metric_settings,
-        protocol=module.test_metrics.protocol(
-            split="test",
-            audio_labels=cfg.data.audio_labels,
-            annotation_files=test_split.annotations.files,
-        ),
         resolved_config=resolved,
-        overrides=task_overrides(),
         checkpoint=str(Path(best)) if best else None,
         extra={"val_seg_type_best": None if best_val is None else float(best_val)},
-        console=console,
     )
 
 
