@@ -7,6 +7,7 @@ import json
 import pytest
 
 from avvp_lit.bench import main as bench_main
+from avvp_lit.bench.models import count_gflop
 
 
 @pytest.mark.slow
@@ -20,3 +21,23 @@ def test_bench_models_json(tmp_path):
             assert report[model][key] > 0, (model, key)
     ratio = report["mmcse"]["train_step_s"] / report["han"]["train_step_s"]
     assert report["step_time_ratio"] == pytest.approx(ratio)
+    for model in ("han", "mmcse"):
+        r = report[model]
+        # a training step is at least forward + input-independent backward products
+        assert r["train_gflop_per_video"] > 1.5 * r["infer_gflop_per_video"] > 0, model
+        assert r["train_gflops"] == pytest.approx(
+            r["train_gflop_per_video"] * 2 / r["train_step_s"]
+        )
+    flops = report["mmcse"]["train_gflop_per_video"] / report["han"]["train_gflop_per_video"]
+    assert report["flop_ratio"] == pytest.approx(flops)
+    assert report["flop_ratio"] > 1.0  # MM-CSE does more work per video than HAN
+
+
+def test_count_gflop_counts_matrix_products_per_video():
+    torch = pytest.importorskip("torch")
+    fc = torch.nn.Linear(128, 64)
+    x = torch.randn(3, 10, 128, requires_grad=True)  # 3 videos of 10 seconds
+    forward = 2 * 10 * 128 * 64 / 1e9  # per video: one multiply-add per weight and row
+    assert count_gflop(lambda: fc(x), 3) == pytest.approx(forward)
+    # backward: gradients of the input and of the weight, one product each
+    assert count_gflop(lambda: fc(x).sum().backward(), 3) == pytest.approx(3 * forward)

@@ -95,3 +95,20 @@ def test_mmcse_clip_audio_path_matches_the_literal_chain(golden_dir):
         fast = audio(io["inputs"]["audio"])
         literal = audio.reference_forward(io["inputs"]["audio"])
     assert max_diff(fast, literal) <= 1e-5
+
+
+@pytest.mark.parametrize(("name", "arch"), [("mmcse_han", "mmcse"), ("han", "han")])
+def test_frame_pooled_visual_path_matches_fc_then_mean(golden_dir, name, arch):
+    """Averaging the 8 frames of a second before ``fc`` equals the original fc-then-mean."""
+    state, io = load_case(golden_dir, name)
+    visual = load_official(state, arch).eval().projection.visual
+    frames = io["inputs"]["visual"]
+    assert frames.shape[1] == 80
+    with torch.no_grad():
+        fast = visual(frames)
+        literal = visual.reference_forward(frames)
+    assert fast.shape == (frames.shape[0], 10, visual.fc.out_features)
+    assert max_diff(fast, literal) <= 1e-5
+    # and the literal order is really the per-frame fc: second 3 is frames 24..31
+    expected = visual.fc(frames[:, 24:32]).mean(1)
+    assert max_diff(literal[:, 3], expected.detach()) <= 1e-6

@@ -9,8 +9,16 @@ every MM-CSE term runs). A training step is forward + loss + backward + AdamW st
 Each model is measured in a fresh subprocess, so its peak RSS is its own. Step times
 are medians over ``--steps`` timed steps after ``--warmup`` untimed ones.
 
-JSON: ``{"han": {"train_videos_per_s", "infer_videos_per_s", "peak_rss_mb", ...},
-"mmcse": {...}, "step_time_ratio"}`` with step_time_ratio = MM-CSE / HAN step time.
+The work is counted too: ``train_gflop_per_video`` / ``infer_gflop_per_video`` are the
+matrix-product FLOPs of one video's step (``torch.utils.flop_counter``, which counts
+matmuls, convolutions and attention, not elementwise ops), and ``train_gflops`` the
+rate the timed steps sustained. ``flop_ratio`` (MM-CSE / HAN training FLOPs per video)
+is the step-time ratio the two models would have at equal FLOP throughput: a step-time
+ratio far below it would need MM-CSE to run its products faster than HAN runs its own.
+
+JSON: ``{"han": {"train_videos_per_s", "infer_videos_per_s", "peak_rss_mb",
+"train_gflop_per_video", "train_gflops", ...}, "mmcse": {...}, "step_time_ratio",
+"flop_ratio"}`` with step_time_ratio = MM-CSE / HAN step time.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 MODELS = ("han", "mmcse")
+FLOP_COUNT_VIDEOS = 4
 
 
 def _compose(model: str) -> Any:
@@ -70,6 +79,15 @@ def _timed(fn: Any, warmup: int, steps: int, sync: Any) -> list[float]:
     return times
 
 
+def count_gflop(fn: Any, videos: int) -> float:
+    """Matrix-product GFLOP per video of ``fn()`` (which processes ``videos`` videos)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / videos / 1e9
+
+
 def measure(
     model: str, *, batch_size: int, device: str, threads: int, warmup: int, steps: int
 ) -> dict[str, Any]:
@@ -90,16 +108,30 @@ def measure(
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
+    def forward_backward(inputs: dict[str, Any]) -> None:
+        output = network(inputs["audio"], inputs["visual"], inputs["visual_st"])
+        loss_fn(output, inputs)["total"].backward()
+
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        output = network(batch["audio"], batch["visual"], batch["visual_st"])
-        loss_fn(output, batch)["total"].backward()
+        forward_backward(batch)
         optimizer.step()
 
     def infer_step() -> None:
         with torch.inference_mode():
             network(batch["audio"], batch["visual"], batch["visual_st"])
 
+    # FLOPs are linear in the batch: count them on a few videos (AdamW has no products)
+    few = {k: v[:FLOP_COUNT_VIDEOS] for k, v in batch.items()}
+    videos = len(few["audio"])
+    network.train()
+    train_gflop = count_gflop(lambda: forward_backward(few), videos)
+    optimizer.zero_grad(set_to_none=True)
+    network.eval()
+    with torch.inference_mode():
+        infer_gflop = count_gflop(
+            lambda: network(few["audio"], few["visual"], few["visual_st"]), videos
+        )
     network.train()
     train_times = _timed(train_step, warmup, steps, sync)
     network.eval()
@@ -110,6 +142,10 @@ def measure(
         "train_videos_per_s": batch_size / step,
         "infer_videos_per_s": batch_size / infer,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "train_gflop_per_video": train_gflop,
+        "infer_gflop_per_video": infer_gflop,
+        "train_gflops": train_gflop * batch_size / step,
+        "infer_gflops": infer_gflop * batch_size / infer,
         "train_step_s": step,
         "infer_step_s": infer,
         "train_step_times_s": train_times,
@@ -176,12 +212,19 @@ def main(argv: list[str] | None = None) -> int:
         r = results[model]
         print(
             f"{model:6s} train {r['train_videos_per_s']:8.1f} videos/s  "
-            f"infer {r['infer_videos_per_s']:8.1f} videos/s  peak RSS {r['peak_rss_mb']:7.0f} MB"
+            f"infer {r['infer_videos_per_s']:8.1f} videos/s  peak RSS {r['peak_rss_mb']:7.0f} MB  "
+            f"train {r['train_gflop_per_video']:.3f} GFLOP/video at {r['train_gflops']:.1f} GFLOP/s"
         )
     if "han" in results and "mmcse" in results:
-        ratio = results["mmcse"]["train_step_s"] / results["han"]["train_step_s"]
+        han, mmcse = results["han"], results["mmcse"]
+        ratio = mmcse["train_step_s"] / han["train_step_s"]
+        flop_ratio = mmcse["train_gflop_per_video"] / han["train_gflop_per_video"]
         results["step_time_ratio"] = ratio
-        print(f"step time ratio MM-CSE / HAN: {ratio:.2f}")
+        results["flop_ratio"] = flop_ratio
+        print(
+            f"step time ratio MM-CSE / HAN: {ratio:.2f}  "
+            f"(training FLOPs per video: {flop_ratio:.2f}x)"
+        )
     results["settings"] = {
         "batch_size": args.batch_size,
         "device": args.device,
