@@ -29,3 +29,16 @@ def llp_dir() -> Path:
 def golden_dir() -> Path:
     """Outputs of the original implementations, `../shared/golden`."""
     return _require(SHARED / "golden")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors: one thread avoids OpenMP hand-offs (slow on a busy 2-core machine) and
+    fixes the reduction order the tolerances were set with. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -28,12 +28,7 @@ SMALL_MMCSE = [
 SMALL_HAN = ["model.hidden_dim=32", "model.enhancement.ffn_dim=24"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(*overrides: str):

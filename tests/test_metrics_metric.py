@@ -10,6 +10,8 @@ import torch
 
 from avvp_lit.classes import CLASSES
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics, evaluate, format_protocol, protocol_dict
+from avvp_lit.metrics.avvp import first_rows_by_index
+from avvp_lit.predictions import PREDICTION_KEYS, PredictionCollector
 from tests.test_metrics_functional import runs_case
 from tests.test_metrics_reference import (
     ref_binarize,
@@ -220,3 +222,34 @@ def test_metric_on_cuda_equals_cpu():
     np.testing.assert_allclose(cuda_diag.video_scores, cpu_diag.video_scores, rtol=0, atol=1e-12)
     for key, value in cpu_diag.class_f1.items():
         np.testing.assert_allclose(cuda_diag.class_f1[key], value, rtol=0, atol=1e-12)
+
+
+def test_first_rows_by_index_keeps_the_first_row_of_each_video_in_index_order():
+    index = torch.tensor([7, 2, 7, 0, 2, 5])
+    rows = first_rows_by_index(index)
+    assert rows.tolist() == [3, 1, 5, 0]  # videos 0, 2, 5, 7 at their first rows
+    assert first_rows_by_index(torch.tensor([], dtype=torch.long)).tolist() == []
+
+
+def test_prediction_collector_returns_each_video_once_in_index_order():
+    collector = PredictionCollector()
+    rng = torch.Generator().manual_seed(0)
+
+    def batch(index):
+        n = len(index)
+        return {
+            "global_prob": torch.rand(n, 25, generator=rng),
+            "a_prob": torch.rand(n, 25, generator=rng),
+            "v_prob": torch.rand(n, 25, generator=rng),
+            "frame_prob": torch.rand(n, 10, 2, 25, generator=rng),
+        }
+
+    first = batch([3, 1])
+    second = batch([0, 3])  # video 3 again, as DistributedSampler padding repeats it
+    collector.update(torch.tensor([3, 1]), **first)
+    collector.update(torch.tensor([0, 3]), **second)
+    out = collector.compute()
+    assert out["index"].tolist() == [0, 1, 3]
+    for key in PREDICTION_KEYS:
+        expected = torch.stack([second[key][0], first[key][1], first[key][0]])
+        np.testing.assert_array_equal(out[key], expected.numpy())

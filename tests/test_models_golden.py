@@ -17,12 +17,7 @@ TOL = 1e-5
 CASES = [("mmcse_han", "mmcse"), ("mmcse_clip", "mmcse"), ("han", "han")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def load_case(golden_dir, name):

@@ -17,14 +17,7 @@ from avvp_lit.models.kernels import (
     norm_feed_forward,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-offs (slow on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reference_attention(z, in_proj, out_proj, num_heads, cross, masks=None):

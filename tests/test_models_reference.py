@@ -25,12 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 B, K, HEADS = 2, 25, 2
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reference_forward(sd, audio, visual, visual_st, num_layers, nh):

@@ -92,6 +92,27 @@ def test_bad_choice_names_the_key_and_the_choices(tmp_path, data_dir) -> None:
         train(cfg)
 
 
+@pytest.mark.parametrize(
+    ("module", "args", "message"),
+    [
+        ("train", ["metrics.gating=audio"], "avvp-train: config error: metrics.gating="),
+        ("evaluate", ["ckpt=/nonexistent.ckpt"], "avvp-evaluate: config error: ckpt="),
+        ("parse", ["ckpt=/nonexistent.ckpt", "input=/x"], "avvp-parse: config error: "),
+    ],
+)
+def test_entry_points_end_a_config_error_with_status_2(tmp_path, module, args, message) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", f"avvp_lit.{module}", *args, f"hydra.run.dir={tmp_path}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, data_dir) -> Path:
     out = tmp_path_factory.mktemp("smoke")

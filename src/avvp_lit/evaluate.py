@@ -7,7 +7,6 @@ directory receives the same result files as a training run.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,13 @@ from torch import nn
 
 from avvp_lit.module import AVVPModule
 from avvp_lit.predictions import atomic_write_bytes
-from avvp_lit.run import ConfigError, build_trainer, output_dir, write_tested_split
+from avvp_lit.run import (
+    ConfigError,
+    build_trainer,
+    exit_on_config_error,
+    output_dir,
+    write_tested_split,
+)
 
 
 def load_network(path: str | Path) -> tuple[nn.Module, dict[str, Any] | None]:
@@ -81,11 +86,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
 
 @hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="evaluate")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except ConfigError as error:
-        print(f"avvp-evaluate: config error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_config_error("avvp-evaluate", evaluate, cfg)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +37,7 @@ from avvp_lit.evaluate import load_network
 from avvp_lit.metrics import binarize, protocol_dict, resolve_thresholds
 from avvp_lit.predictions import atomic_write_bytes
 from avvp_lit.progress import progress_bar
-from avvp_lit.run import ConfigError
+from avvp_lit.run import ConfigError, exit_on_config_error
 
 EVENT_MODALITIES: tuple[str, ...] = ("audio", "visual", "audio-visual")
 CSV_COLUMNS: tuple[str, ...] = ("filename", "class", "modality", "onset", "offset", "score")
@@ -457,11 +456,7 @@ def _report(console: Console, summary: Mapping[str, Any], out: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="parse")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        parse(cfg)
-    except ConfigError as error:
-        print(f"avvp-parse: config error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_config_error("avvp-parse", parse, cfg)
 
 
 def main() -> None:

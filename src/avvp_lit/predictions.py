@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
+
+from avvp_lit.metrics.avvp import first_rows_by_index
 
 PREDICTION_KEYS = ("global_prob", "a_prob", "v_prob", "frame_prob")
 
@@ -37,19 +38,11 @@ class PredictionCollector(Metric):
 
     def compute(self) -> dict[str, np.ndarray]:
         index = dim_zero_cat(self.index).cpu()
-        order, first = _first_occurrences(index)
-        result = {"index": index[first][order].numpy()}
+        rows = first_rows_by_index(index)
+        result = {"index": index[rows].numpy()}
         for key in PREDICTION_KEYS:
-            result[key] = dim_zero_cat(getattr(self, key)).cpu()[first][order].numpy()
+            result[key] = dim_zero_cat(getattr(self, key)).cpu()[rows].numpy()
         return result
-
-
-def _first_occurrences(index: Tensor) -> tuple[Tensor, Tensor]:
-    """Positions of each distinct index's first occurrence, and their sort order."""
-    unique, inverse = torch.unique(index, return_inverse=True)
-    first = torch.full((len(unique),), len(index), dtype=torch.long)
-    first.scatter_reduce_(0, inverse, torch.arange(len(index)), reduce="amin")
-    return torch.argsort(index[first]), first
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
@@ -17,6 +19,20 @@ from avvp_lit.module import AVVPModule
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the allowed values."""
+
+
+Result = TypeVar("Result")
+
+
+def exit_on_config_error(
+    program: str, task: Callable[[DictConfig], Result], cfg: DictConfig
+) -> Result:
+    """``task(cfg)``; a :class:`ConfigError` ends ``program`` with its message, exit status 2."""
+    try:
+        return task(cfg)
+    except ConfigError as error:
+        print(f"{program}: config error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _require_choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:

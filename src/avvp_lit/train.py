@@ -7,7 +7,6 @@ segment-level Type@AV (``val/seg_type``). The run directory receives the checkpo
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,9 @@ from rich.console import Console
 
 from avvp_lit.predictions import atomic_write_bytes
 from avvp_lit.run import (
-    ConfigError,
     build_module,
     build_trainer,
+    exit_on_config_error,
     output_dir,
     validate_config,
     write_tested_split,
@@ -65,11 +64,7 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
 
 @hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    try:
-        payload = train(cfg)
-    except ConfigError as error:
-        print(f"avvp-train: config error: {error}", file=sys.stderr)
-        sys.exit(2)
+    payload = exit_on_config_error("avvp-train", train, cfg)
     # the Optuna sweeper maximises this: the model-selection score, never a test number
     return None if payload is None else payload["val_seg_type_best"]
 

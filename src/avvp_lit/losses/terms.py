@@ -105,49 +105,47 @@ class ModalityBCE(LossTerm):
         return loss_a + loss_v
 
 
-class PseudoLabelBCE(LossTerm):
+class PerModalityTerm(LossTerm):
+    """A term summed over the chosen modalities: ``Σ_m modality_loss(output, batch, m)``."""
+
+    def __init__(
+        self, *, weight: float = 1.0, modalities: Sequence[str] = ("audio", "visual")
+    ) -> None:
+        super().__init__(weight=weight)
+        self.modalities = _check_modalities(modalities)
+
+    def modality_loss(self, output: ParsingOutput, batch: Batch, modality: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, output: ParsingOutput, batch: Batch) -> torch.Tensor:
+        total = output.global_prob.new_zeros(())
+        for modality in self.modalities:
+            total = total + self.modality_loss(output, batch, modality)
+        return total
+
+
+class PseudoLabelBCE(PerModalityTerm):
     """Per-second pseudo labels: ``Σ_m BCEWithLogits(frame_logits[:, :, m], pl_m)`` (means)."""
 
     name = "pseudo_label"
+    hint = "per-second pseudo labels come with the VALOR feature set's train split: data=llp_valor"
 
-    def __init__(
-        self, *, weight: float = 1.0, modalities: Sequence[str] = ("audio", "visual")
-    ) -> None:
-        super().__init__(weight=weight)
-        self.modalities = _check_modalities(modalities)
-
-    def forward(self, output: ParsingOutput, batch: Batch) -> torch.Tensor:
-        hint = (
-            "per-second pseudo labels come with the VALOR feature set's train split: data=llp_valor"
-        )
-        total = output.frame_logits.new_zeros(())
-        for modality in self.modalities:
-            pl = self.batch_key(batch, f"pl_{modality}", hint)
-            logits = output.frame_logits[:, :, MODALITIES[modality]]  # (B, T, K)
-            total = total + F.binary_cross_entropy_with_logits(logits, pl.to(logits.dtype))
-        return total
+    def modality_loss(self, output: ParsingOutput, batch: Batch, modality: str) -> torch.Tensor:
+        pl = self.batch_key(batch, f"pl_{modality}", self.hint)
+        logits = output.frame_logits[:, :, MODALITIES[modality]]  # (B, T, K)
+        return F.binary_cross_entropy_with_logits(logits, pl.to(logits.dtype))
 
 
-class Reconstruction(LossTerm):
+class Reconstruction(PerModalityTerm):
     """CAFD reconstruction: ``Σ_m MSE(recon_m, holistic_m)`` (AVVP.md §5.2)."""
 
     name = "reconstruction"
+    hint = "it comes from a decoupling with a reconstruction head: model/decoupling=cafd"
 
-    def __init__(
-        self, *, weight: float = 1.0, modalities: Sequence[str] = ("audio", "visual")
-    ) -> None:
-        super().__init__(weight=weight)
-        self.modalities = _check_modalities(modalities)
-
-    def forward(self, output: ParsingOutput, batch: Batch) -> torch.Tensor:
-        hint = "it comes from a decoupling with a reconstruction head: model/decoupling=cafd"
-        total = output.global_prob.new_zeros(())
-        for modality in self.modalities:
-            m = modality[0]
-            recon = self.output_field(output, f"recon_{m}", hint)
-            target = self.output_field(output, f"holistic_{m}", hint)
-            total = total + F.mse_loss(recon, target)
-        return total
+    def modality_loss(self, output: ParsingOutput, batch: Batch, modality: str) -> torch.Tensor:
+        m = modality[0]
+        recon = self.output_field(output, f"recon_{m}", self.hint)
+        return F.mse_loss(recon, self.output_field(output, f"holistic_{m}", self.hint))
 
 
 ORTHOGONALITY_MODES = ("per_class", "class_mean")

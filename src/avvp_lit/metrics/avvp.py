@@ -57,6 +57,20 @@ class AVVPDiagnostics:
         return [(int(self.index[i]), float(column[i])) for i in order]
 
 
+def first_rows_by_index(index: Tensor) -> Tensor:
+    """Row positions keeping each distinct ``index`` once (its first row), by ascending index.
+
+    Rows gathered from several processes repeat a video a DistributedSampler padded in;
+    both copies carry the same values, so keeping the first makes the result equal a
+    single-process run. index (N,) int -> positions (U,).
+    """
+    order = torch.sort(index, stable=True).indices
+    sorted_index = index[order]
+    first = torch.ones_like(sorted_index, dtype=torch.bool)
+    first[1:] = sorted_index[1:] != sorted_index[:-1]
+    return order[first]
+
+
 class AVVPMetrics(Metric):
     """The ten AVVP numbers (percent) over all videos seen, each video counted once.
 
@@ -160,11 +174,8 @@ class AVVPMetrics(Metric):
         if isinstance(self.counts, list) and not self.counts:
             raise ValueError("AVVPMetrics has seen no videos: call update() before compute()")
         counts, index = dim_zero_cat(self.counts), dim_zero_cat(self.index)
-        order = torch.sort(index, stable=True).indices
-        index, counts = index[order], counts[order]
-        first = torch.ones_like(index, dtype=torch.bool)
-        first[1:] = index[1:] != index[:-1]
-        return counts[first], index[first]
+        rows = first_rows_by_index(index)
+        return counts[rows], index[rows]
 
     def compute(self) -> dict[str, float]:
         """The ten numbers, percent, keyed by ``METRIC_NAMES``."""

@@ -17,7 +17,38 @@ from avvp_lit.models.heads import MMILPooling
 from avvp_lit.models.output import ParsingOutput
 
 
-class ClassWiseParsingNetwork(nn.Module):
+class ParsingNetwork(nn.Module):
+    """What both compositions share: the input projection and the record of what the
+    config composed (``name``, ``feature_set``, ``hidden_dim``, ``num_classes``; the blocks
+    read the sizes from the same config values, ``avvp-train``'s checks read them here).
+
+    Subclasses register their middle blocks, then :meth:`add_output_blocks`, so that
+    parameters stay in input-to-output order (the order optimizer states are saved in).
+    """
+
+    def __init__(
+        self,
+        *,
+        projection: nn.Module,
+        hidden_dim: int,
+        num_classes: int,
+        name: str,
+        feature_set: str | None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.feature_set = feature_set
+        self.hidden_dim = hidden_dim
+        self.num_classes = num_classes
+        self.projection = projection
+
+    def add_output_blocks(self, heads: nn.Module, pooling: nn.Module | None) -> None:
+        """The heads and the pooling (attentive MMIL unless given)."""
+        self.heads = heads
+        self.pooling = pooling if pooling is not None else MMILPooling()
+
+
+class ClassWiseParsingNetwork(ParsingNetwork):
     """MM-CSE (AVVP.md §5): projection -> class-aware decoupling -> FGSE layers over the
     K class tokens -> class-specific heads -> attentive MMIL pooling.
 
@@ -25,8 +56,6 @@ class ClassWiseParsingNetwork(nn.Module):
     ``decoupling`` ((x_a, x_v) -> per-modality tokens (B, T, K, d)), ``secm`` and
     ``lgsf`` (factories called once per layer, so each of the ``num_layers`` FGSE layers
     has its own weights), ``heads`` and ``pooling``.
-    ``name``, ``feature_set``, ``hidden_dim`` and ``num_classes`` record what the config
-    composed (the blocks read the sizes from the same config values).
     """
 
     def __init__(
@@ -47,13 +76,14 @@ class ClassWiseParsingNetwork(nn.Module):
         name: str = "mmcse",
         feature_set: str | None = None,
     ) -> None:
-        super().__init__()
-        self.name = name
-        self.feature_set = feature_set
-        self.hidden_dim = hidden_dim
+        super().__init__(
+            projection=projection,
+            hidden_dim=hidden_dim,
+            num_classes=num_classes,
+            name=name,
+            feature_set=feature_set,
+        )
         self.class_dim = class_dim
-        self.num_classes = num_classes
-        self.projection = projection
         self.decoupling = decoupling
 
         def layer() -> FGSELayer:
@@ -62,8 +92,7 @@ class ClassWiseParsingNetwork(nn.Module):
             )
 
         self.enhancement = LayerStack.build(layer, num_layers)
-        self.heads = heads
-        self.pooling = pooling if pooling is not None else MMILPooling()
+        self.add_output_blocks(heads, pooling)
 
     def forward(
         self, audio: torch.Tensor, visual: torch.Tensor, visual_st: torch.Tensor
@@ -89,7 +118,7 @@ class ClassWiseParsingNetwork(nn.Module):
         )
 
 
-class HolisticParsingNetwork(nn.Module):
+class HolisticParsingNetwork(ParsingNetwork):
     """HAN (AVVP.md §4): projection -> hybrid attention layers on one feature per second
     -> shared heads -> attentive MMIL pooling.
 
@@ -111,15 +140,15 @@ class HolisticParsingNetwork(nn.Module):
         name: str = "han",
         feature_set: str | None = None,
     ) -> None:
-        super().__init__()
-        self.name = name
-        self.feature_set = feature_set
-        self.hidden_dim = hidden_dim
-        self.num_classes = num_classes
-        self.projection = projection
+        super().__init__(
+            projection=projection,
+            hidden_dim=hidden_dim,
+            num_classes=num_classes,
+            name=name,
+            feature_set=feature_set,
+        )
         self.enhancement = LayerStack.build(enhancement, num_layers)
-        self.heads = heads
-        self.pooling = pooling if pooling is not None else MMILPooling()
+        self.add_output_blocks(heads, pooling)
 
     def forward(
         self, audio: torch.Tensor, visual: torch.Tensor, visual_st: torch.Tensor
