@@ -229,6 +229,12 @@ def test_first_rows_by_index_keeps_the_first_row_of_each_video_in_index_order():
     rows = first_rows_by_index(index)
     assert rows.tolist() == [3, 1, 5, 0]  # videos 0, 2, 5, 7 at their first rows
     assert first_rows_by_index(torch.tensor([], dtype=torch.long)).tolist() == []
+    # many ties (a sort that is not stable would pick other rows): against a plain loop
+    index = torch.randint(0, 50, (5000,), generator=torch.Generator().manual_seed(1))
+    first_seen: dict[int, int] = {}
+    for row, video in enumerate(index.tolist()):
+        first_seen.setdefault(video, row)
+    assert first_rows_by_index(index).tolist() == [first_seen[v] for v in sorted(first_seen)]
 
 
 def test_prediction_collector_returns_each_video_once_in_index_order():

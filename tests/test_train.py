@@ -92,12 +92,21 @@ def test_bad_choice_names_the_key_and_the_choices(tmp_path, data_dir) -> None:
         train(cfg)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("module", "args", "message"),
     [
         ("train", ["metrics.gating=audio"], "avvp-train: config error: metrics.gating="),
-        ("evaluate", ["ckpt=/nonexistent.ckpt"], "avvp-evaluate: config error: ckpt="),
-        ("parse", ["ckpt=/nonexistent.ckpt", "input=/x"], "avvp-parse: config error: "),
+        (
+            "evaluate",
+            ["ckpt=/nonexistent.ckpt"],
+            "avvp-evaluate: config error: ckpt=/nonexistent.ckpt: no such file",
+        ),
+        (
+            "parse",
+            ["ckpt=/nonexistent.ckpt", "input=/x"],
+            "avvp-parse: config error: ckpt=/nonexistent.ckpt: no such file",
+        ),
     ],
 )
 def test_entry_points_end_a_config_error_with_status_2(tmp_path, module, args, message) -> None:

@@ -20,7 +20,7 @@ from avvp_lit.models.output import ParsingOutput
 class ParsingNetwork(nn.Module):
     """What both compositions share: the input projection and the record of what the
     config composed (``name``, ``feature_set``, ``hidden_dim``, ``num_classes``; the blocks
-    read the sizes from the same config values, ``avvp-train``'s checks read them here).
+    read the sizes from the same config values).
 
     Subclasses register their middle blocks, then :meth:`add_output_blocks`, so that
     parameters stay in input-to-output order (the order optimizer states are saved in).

@@ -39,8 +39,8 @@ class FramePooledProjection(nn.Module):
     (B, T·f, in_dim) -> mean of each f consecutive frames -> ``fc`` -> (B, T, out_dim).
     HAN and MM-CSE apply ``fc`` to every frame and average afterwards; an affine map
     commutes with a mean, so averaging first is the same function (agreement ~1e-7 in
-    float32) with 1/f of the ``fc`` work: at f = 8 and in_dim 2048 that frame-level
-    ``fc`` is most of HAN's training FLOPs. :meth:`reference_forward` is the original
+    float32) with 1/f of the ``fc`` work: at f = 8 and in_dim 2048 the frame-level
+    ``fc`` was about half of HAN's training FLOPs. :meth:`reference_forward` is the original
     order, kept for tests.
     """
 
