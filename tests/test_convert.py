@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from avvp_lit.models.convert import (
     ConversionError,
@@ -17,8 +14,8 @@ from avvp_lit.models.convert import (
     official_model_config,
     to_official,
 )
+from tests.training import compose_raw
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL_MMCSE = [
     "model.hidden_dim=32",
     "model.class_dim=16",
@@ -32,8 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(overrides=list(overrides))
+    cfg = compose_raw(overrides)
     torch.manual_seed(0)
     return hydra.utils.instantiate(cfg.model).eval()
 
@@ -123,7 +119,7 @@ def test_model_config_is_instantiable():
 
 def test_avvp_convert_cli_round_trip(tmp_path, capsys):
     net = build("+model=han", *SMALL_HAN)
-    src, dst = tmp_path / "MMIL_Net.pt", tmp_path / "han.avvp.pt"
+    src, dst = tmp_path / "MMIL_Net.pt", tmp_path / "out.avvp.pt"
     torch.save(to_official(net, "han"), src)
     assert main([str(src), str(dst), "--arch", "han"]) == 0
     assert "han" in capsys.readouterr().out

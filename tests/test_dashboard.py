@@ -19,8 +19,6 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, open_dict
@@ -29,11 +27,12 @@ from avvp_lit.classes import CLASSES
 from avvp_lit.dashboard import Dashboard, wandb_group_and_tags, wandb_logger
 from avvp_lit.data.datamodule import LLPDataModule
 from avvp_lit.metrics import METRIC_NAMES
+from avvp_lit.metrics.functional import CLASS_F1_KEYS
 from avvp_lit.module import AVVPModule
 from avvp_lit.run import instantiate_group
 from tests.datasets import write_dataset
 from tests.test_parse import TinyNet
-from tests.training import compose_config
+from tests.training import compose_config, compose_raw
 
 WANDB_BLOCK = 32 * 1024
 WANDB_HEADER = 7
@@ -221,6 +220,9 @@ def test_dashboard_without_attention_maps_and_off_rank_zero(tmp_path: Path) -> N
         is_global_zero=False, fast_dev_run=False, sanity_checking=False, current_epoch=0
     )
     elsewhere.on_validation_epoch_end(trainer, module)
+    # test diagnostics present: only the rank keeps rank 1 from writing them
+    f1 = {key: np.full(25, 50.0) for key in CLASS_F1_KEYS}
+    module.test_outputs = {"diagnostics": SimpleNamespace(class_f1=f1)}
     elsewhere.on_test_end(trainer, module)
     assert not (tmp_path / "rank1").exists()
 
@@ -262,13 +264,7 @@ def test_train_defaults_to_wandb_offline_and_the_dashboard(
 
 
 def _hydra_job(overrides: list[str], hydra_overrides: list[str]) -> None:
-    GlobalHydra.instance().clear()
-    with initialize_config_module("avvp_lit.conf", version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=NO_MODEL + overrides + hydra_overrides,
-            return_hydra_config=True,
-        )
+    cfg = compose_raw(NO_MODEL + overrides + hydra_overrides, "train", return_hydra_config=True)
     HydraConfig().set_config(cfg)
 
 

@@ -14,7 +14,7 @@ import pytest
 from avvp_lit.classes import CLASS_INDEX
 from avvp_lit.metrics import METRIC_NAMES
 from avvp_lit.metrics.cli import main
-from tests.test_metrics_reference import ref_binarize, ref_dataset_scores, ref_video_scores
+from tests.test_metrics_reference import ref_dataset_scores, ref_per_video_scores
 
 T, K = 10, 25
 VIDEOS = ["-abcDEF_123_30_40", "vid_0000001_0_10", "Zz9Zz9Zz9Zz_101.8_111.8", "q" * 11 + "_5_15"]
@@ -80,16 +80,7 @@ def _save(path: Path, fields: dict[str, np.ndarray]) -> Path:
 
 def _expected(preds: dict[str, np.ndarray], gating: str, audio_rows) -> list[float]:
     ga, gv = _dense_gt(audio_rows), _dense_gt(VISUAL_ROWS)
-    per_video = []
-    for v in range(len(VIDEOS)):
-        pa, pv = ref_binarize(
-            *(preds[n][v].tolist() for n in ("global_prob", "a_prob", "v_prob", "frame_prob")),
-            gating,
-            [0.5] * K,
-            [[0.5] * K] * 2,
-        )
-        per_video.append(ref_video_scores(pa, pv, ga[v].tolist(), gv[v].tolist()))
-    return ref_dataset_scores(per_video)
+    return ref_dataset_scores(ref_per_video_scores(preds, ga.tolist(), gv.tolist(), gating))
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import hydra
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from avvp_lit.losses import (
     CompositeLoss,
@@ -22,8 +20,8 @@ from avvp_lit.losses import (
     cooccurrence_targets,
 )
 from avvp_lit.models import ParsingOutput
+from tests.training import compose_raw
 
-REPO = Path(__file__).resolve().parents[1]
 B, T, K, D, H = 2, 10, 25, 4, 6
 
 
@@ -207,8 +205,7 @@ def test_composite_weights_and_total():
 
 
 def compose_loss(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(overrides=[f"+loss={name}", *overrides])
+    cfg = compose_raw([f"+loss={name}", *overrides])
     return hydra.utils.instantiate(cfg.loss)
 
 

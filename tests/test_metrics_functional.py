@@ -27,6 +27,7 @@ from tests.test_metrics_reference import (
     ref_binarize,
     ref_dataset_scores,
     ref_event_counts,
+    ref_per_video_scores,
     ref_video_counts,
     ref_video_scores,
 )
@@ -336,11 +337,7 @@ def test_evaluate_equals_reference_end_to_end():
     probs = _random_probs(rng, 200)
     gt = runs_case(rng, 200)[2:]
     got = evaluate(*probs.values(), gt[0], gt[1], gating="mmcse")
-    per_video = []
-    thr, seg = [0.5] * K, [[0.5] * K] * 2
-    for video in range(200):
-        pa, pv = ref_binarize(*(probs[n][video].tolist() for n in probs), "mmcse", thr, seg)
-        per_video.append(ref_video_scores(pa, pv, gt[0, video].tolist(), gt[1, video].tolist()))
+    per_video = ref_per_video_scores(probs, gt[0].tolist(), gt[1].tolist(), "mmcse")
     for name, want in zip(METRIC_NAMES, ref_dataset_scores(per_video), strict=True):
         assert got[name] == pytest.approx(want, abs=1e-9), name
 

@@ -16,8 +16,8 @@ from tests.test_metrics_functional import runs_case
 from tests.test_metrics_reference import (
     ref_binarize,
     ref_dataset_scores,
+    ref_per_video_scores,
     ref_video_counts,
-    ref_video_scores,
 )
 
 T, K = 10, 25
@@ -42,20 +42,16 @@ def make_batch(videos: int, *, seed: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
-def reference_video_scores(batch: dict[str, torch.Tensor], gating: str) -> list[list[float]]:
-    thr, seg = [0.5] * K, [[0.5] * K] * 2
-    out = []
-    for v in range(len(batch["index"])):
-        pa, pv = ref_binarize(
-            *(batch[n][v].tolist() for n in ("global_prob", "a_prob", "v_prob", "frame_prob")),
-            gating,
-            thr,
-            seg,
-        )
-        ga = batch["gt_audio"][v].T.tolist()
-        gv = batch["gt_visual"][v].T.tolist()
-        out.append(ref_video_scores(pa, pv, ga, gv))
-    return out
+def class_major(gt: torch.Tensor) -> list:
+    """A batch's (B, T, K) labels as per-video (K, T) nested lists."""
+    return gt.transpose(1, 2).tolist()
+
+
+def reference_video_scores(
+    batch: dict[str, torch.Tensor], gating: str, video_thr=None, segment_thr=None
+) -> list[list[float]]:
+    ga, gv = class_major(batch["gt_audio"]), class_major(batch["gt_visual"])
+    return ref_per_video_scores(batch, ga, gv, gating, video_thr, segment_thr)
 
 
 def _rows(batch: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -120,19 +116,7 @@ def test_class_thresholds_reach_the_metric():
     metric.update(**batch)
     got = metric.compute()
     seg = [thresholds["audio"], [0.5] * K]
-    per_video = []
-    for v in range(80):
-        pa, pv = ref_binarize(
-            *(batch[n][v].tolist() for n in ("global_prob", "a_prob", "v_prob", "frame_prob")),
-            "modality",
-            thresholds["video"],
-            seg,
-        )
-        per_video.append(
-            ref_video_scores(
-                pa, pv, batch["gt_audio"][v].T.tolist(), batch["gt_visual"][v].T.tolist()
-            )
-        )
+    per_video = reference_video_scores(batch, "modality", thresholds["video"], seg)
     for name, value in zip(METRIC_NAMES, ref_dataset_scores(per_video), strict=True):
         assert got[name] == pytest.approx(value, abs=1e-9), name
     default = AVVPMetrics(gating="modality")

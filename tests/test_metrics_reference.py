@@ -116,6 +116,27 @@ def ref_binarize(global_prob, a_prob, v_prob, frame_prob, gating, video_thr, seg
     return pa, pv
 
 
+PROBABILITY_KEYS = ("global_prob", "a_prob", "v_prob", "frame_prob")
+
+
+def ref_per_video_scores(probs, gt_audio, gt_visual, gating, video_thr=None, segment_thr=None):
+    """``ref_binarize`` then ``ref_video_scores`` for each video.
+
+    ``probs``: the four prediction arrays by name, videos first; ``gt_audio``/``gt_visual``:
+    per video a (K, T) nested list. Thresholds default to 0.5 for every class.
+    """
+    classes = len(gt_audio[0]) if len(gt_audio) else 0
+    video_thr = [0.5] * classes if video_thr is None else video_thr
+    segment_thr = [[0.5] * classes] * 2 if segment_thr is None else segment_thr
+    scores = []
+    for v in range(len(gt_audio)):
+        pa, pv = ref_binarize(
+            *(probs[n][v].tolist() for n in PROBABILITY_KEYS), gating, video_thr, segment_thr
+        )
+        scores.append(ref_video_scores(pa, pv, gt_audio[v], gt_visual[v]))
+    return scores
+
+
 def ref_dataset_scores(per_video: Sequence[Sequence[float]]) -> list[float]:
     """Percent means over videos in METRIC_NAMES order."""
     n = len(per_video)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from avvp_lit.bench import main as bench_main
 from avvp_lit.bench.models import count_gflop
@@ -35,7 +36,6 @@ def test_bench_models_json(tmp_path):
 
 
 def test_count_gflop_counts_matrix_products_per_video():
-    torch = pytest.importorskip("torch")
     fc = torch.nn.Linear(128, 64)
     x = torch.randn(3, 10, 128, requires_grad=True)  # 3 videos of 10 seconds
     forward = 2 * 10 * 128 * 64 / 1e9  # per video: one multiply-add per weight and row

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 
 import hydra
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 
 from avvp_lit.losses import Orthogonality, Reconstruction
 from avvp_lit.models.convert import UNUSED_PREFIXES, to_official
+from tests.training import compose_raw
 
-REPO = Path(__file__).resolve().parents[1]
 B, K, HEADS = 2, 25, 2
 
 
@@ -140,18 +138,17 @@ def scalar(parts, weights):
 
 
 def test_small_mmcse_matches_reference_values_and_gradients():
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(
-            overrides=[
-                "+model=mmcse",
-                "model/projection=han",
-                "model.hidden_dim=16",
-                "model.class_dim=8",
-                "model.ffn_dim=12",
-                "model.num_layers=2",
-                f"model.secm.num_heads={HEADS}",
-            ]
-        )
+    cfg = compose_raw(
+        [
+            "+model=mmcse",
+            "model/projection=han",
+            "model.hidden_dim=16",
+            "model.class_dim=8",
+            "model.ffn_dim=12",
+            "model.num_layers=2",
+            f"model.secm.num_heads={HEADS}",
+        ]
+    )
     torch.manual_seed(0)
     net = hydra.utils.instantiate(cfg.model).double().eval()
     official = {k: v.clone().requires_grad_(True) for k, v in to_official(net, "mmcse").items()}

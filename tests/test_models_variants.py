@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from avvp_lit.models import ClassWiseParsingNetwork, HolisticParsingNetwork, ParsingOutput
+from tests.training import compose_raw
 
-REPO = Path(__file__).resolve().parents[1]
 B, T, K = 2, 10, 25
 
 INPUTS = {
@@ -21,8 +18,7 @@ INPUTS = {
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(overrides=list(overrides))
+    return compose_raw(overrides)
 
 
 def batch_for(feature_set: str, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -20,8 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
@@ -31,6 +29,7 @@ from avvp_lit.metrics import binarize
 from avvp_lit.parse import EVENT_MODALITIES, extract_events, parse
 from avvp_lit.run import ConfigError
 from tests.datasets import write_dataset
+from tests.training import compose_raw
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (2, 3, 8)
@@ -118,9 +117,7 @@ def write_checkpoint(path: Path, network: TinyNet) -> Path:
 
 
 def parse_config(overrides: list[str], output_dir: Path) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_module("avvp_lit.conf", version_base="1.3"):
-        cfg = compose(config_name="parse", overrides=overrides)
+    cfg = compose_raw(overrides, "parse")
     with open_dict(cfg):
         cfg.output_dir = str(output_dir)
         cfg.progress = False

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from avvp_lit.report import build_report
+from tests.training import compose_raw
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -43,9 +42,7 @@ ALL_TERMS = {"video_bce", "pseudo_label", "reconstruction", "orthogonality", "co
 
 
 def _compose(overrides: list[str]) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_module("avvp_lit.conf", version_base="1.3"):
-        return compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    return compose_raw(overrides, "train", return_hydra_config=True)
 
 
 def sweep_jobs(cfg: DictConfig, extra: list[str] | None = None) -> list[list[str]]:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from avvp_lit.data.synthetic import COMPLETE_MARKER
 from avvp_lit.evaluate import evaluate
 from avvp_lit.metrics import METRIC_NAMES
 from avvp_lit.metrics.cli import main as eval_main
@@ -51,7 +52,7 @@ def _tiny_root(data_dir: Path, feature_set: str) -> Path:
     from avvp_lit.data.synthetic import generate
 
     root = data_dir / f"synthetic_{feature_set}_tiny"
-    if not (root / ".complete").exists():
+    if not (root / COMPLETE_MARKER).exists():
         generate(root, features=feature_set, size="tiny", seed=0, progress=False)
     return root
 

@@ -31,11 +31,11 @@ from torch.utils.data import default_collate
 
 from avvp_lit.classes import CLASSES
 from avvp_lit.figures import attention_figure, class_f1_figure, save_png, timeline_figure
+from avvp_lit.metrics.functional import CLASS_F1_KEYS, LEVEL_TITLES
+from avvp_lit.models.output import MAP_KEYS
 from avvp_lit.parse import binarize_time_major
-from avvp_lit.predictions import atomic_write_bytes
+from avvp_lit.predictions import PREDICTION_KEYS, atomic_write_bytes
 
-ATTENTION_KEYS: tuple[str, ...] = ("aa", "av", "vv", "va")
-F1_KEYS: tuple[str, ...] = ("seg_a", "seg_v", "seg_av", "evt_a", "evt_v", "evt_av")
 MAX_GROUP_LENGTH = 128
 MAX_TAG_LENGTH = 64
 
@@ -198,10 +198,7 @@ class Dashboard(L.Callback):
                 output = pl_module(batch)
         finally:
             pl_module.train(was_training)
-        probabilities = {
-            k: getattr(output, k).detach().float().cpu()
-            for k in ("global_prob", "a_prob", "v_prob", "frame_prob")
-        }
+        probabilities = {k: getattr(output, k).detach().float().cpu() for k in PREDICTION_KEYS}
         settings = getattr(pl_module, "metric_settings", None) or {}
         pred_audio, pred_visual = binarize_time_major(probabilities, settings)
         frame = probabilities["frame_prob"].numpy()
@@ -270,16 +267,18 @@ class Dashboard(L.Callback):
         diagnostics = getattr(pl_module, "test_outputs", {}).get("diagnostics")
         if diagnostics is None:
             return
-        class_f1 = {key: np.asarray(diagnostics.class_f1[key]) for key in F1_KEYS}
+        class_f1 = {key: np.asarray(diagnostics.class_f1[key]) for key in CLASS_F1_KEYS}
         paths = self.write_test_figures(class_f1)
         self.log_test_media(trainer, class_f1, paths)
 
     def write_test_figures(self, class_f1: Mapping[str, np.ndarray]) -> dict[str, Path]:
         """``test/class_f1.csv`` and one grouped-bar PNG per level."""
         folder = self.figures_dir / "test"
-        rows = ["class," + ",".join(F1_KEYS)]
+        rows = ["class," + ",".join(CLASS_F1_KEYS)]
         for k, name in enumerate(CLASSES):
-            rows.append(name + "," + ",".join(_csv_number(class_f1[key][k]) for key in F1_KEYS))
+            rows.append(
+                name + "," + ",".join(_csv_number(class_f1[key][k]) for key in CLASS_F1_KEYS)
+            )
         atomic_write_bytes(folder / "class_f1.csv", ("\n".join(rows) + "\n").encode())
         return {
             level: save_png(
@@ -287,7 +286,7 @@ class Dashboard(L.Callback):
                 folder / f"class_f1_{level}.png",
                 dpi=self.dpi,
             )
-            for level, title in (("seg", "segment level"), ("evt", "event level"))
+            for level, title in LEVEL_TITLES.items()
         }
 
     def log_test_media(
@@ -301,9 +300,9 @@ class Dashboard(L.Callback):
             return
         import wandb
 
-        columns = ["class", *F1_KEYS]
+        columns = ["class", *CLASS_F1_KEYS]
         data = [
-            [name, *(_table_number(class_f1[key][k]) for key in F1_KEYS)]
+            [name, *(_table_number(class_f1[key][k]) for key in CLASS_F1_KEYS)]
             for k, name in enumerate(CLASSES)
         ]
         for logger in loggers:
@@ -333,7 +332,7 @@ def mean_attention(attn_maps: Mapping[str, torch.Tensor] | None) -> dict[str, np
         return None
     return {
         key: attn_maps[key].detach().float().mean(dim=(0, 1)).cpu().numpy()
-        for key in ATTENTION_KEYS
+        for key in MAP_KEYS
         if key in attn_maps
     }
 

@@ -16,13 +16,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from avvp_lit.models.convert import is_network_file, network_from_payload
 from avvp_lit.module import AVVPModule
-from avvp_lit.predictions import atomic_write_bytes
 from avvp_lit.run import (
     ConfigError,
     build_trainer,
     exit_on_config_error,
-    output_dir,
+    write_resolved_config,
     write_tested_split,
 )
 
@@ -36,10 +36,8 @@ def load_network(path: str | Path) -> tuple[nn.Module, dict[str, Any] | None]:
     if not path.is_file():
         raise ConfigError(f"ckpt={path}: no such file")
     payload = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(payload, dict) and payload.get("format") == "avvp-lit-network":
-        from avvp_lit.models.convert import load_network_file
-
-        loaded = load_network_file(path)
+    if is_network_file(payload):
+        loaded = network_from_payload(payload)
         return loaded.network, loaded.model_config
     if isinstance(payload, dict) and "avvp_lit" in payload and "state_dict" in payload:
         config = payload["avvp_lit"]["network_config"]
@@ -66,10 +64,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     module = AVVPModule(network=network, metrics=metrics, network_config=network_config)
     datamodule = hydra.utils.instantiate(cfg.data, test_split=cfg.split)
     trainer = build_trainer(cfg)
-    out = output_dir(cfg)
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)
-    if trainer.is_global_zero:
-        atomic_write_bytes(out / "config.yaml", resolved.encode())
+    resolved = write_resolved_config(cfg, trainer)
     trainer.test(module, datamodule=datamodule, verbose=False)
     if not trainer.is_global_zero:
         return None

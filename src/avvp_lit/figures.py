@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.metrics.functional import LEVEL_TITLES
 from avvp_lit.predictions import atomic_write_bytes
 
 AUDIO_COLOR = "#1f77b4"
@@ -33,7 +34,6 @@ ATTENTION_TITLES: dict[str, str] = {
     "vv": "vv: visual queries, visual keys",
     "va": "va: visual queries, audio keys",
 }
-LEVEL_TITLES = {"seg": "segment level", "evt": "event level"}
 
 
 def pretty(name: str) -> str:

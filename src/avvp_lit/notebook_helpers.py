@@ -25,11 +25,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS
-from avvp_lit.figures import pretty
-from avvp_lit.metrics.functional import METRIC_NAMES, format_protocol
+from avvp_lit.figures import AUDIO_COLOR, AV_COLOR, VISUAL_COLOR, pretty
+from avvp_lit.metrics.functional import CLASS_F1_KEYS, METRIC_NAMES, METRIC_TITLES, format_protocol
 
-MODALITY_COLORS = {"audio": "#1f77b4", "visual": "#ff7f0e", "audio-visual": "#2ca02c"}
-F1_KEYS: tuple[str, ...] = ("seg_a", "seg_v", "seg_av", "evt_a", "evt_v", "evt_av")
+MODALITY_COLORS = {"audio": AUDIO_COLOR, "visual": VISUAL_COLOR, "audio-visual": AV_COLOR}
 
 
 # --------------------------------------------------------------------------- 01: dataset
@@ -252,7 +251,6 @@ def load_run(run_dir: str | Path, data_root: str | Path | None = None) -> RunVie
 
 def metrics_frame(run: RunView) -> pd.DataFrame:
     """The ten test numbers of the model and of the trivial baselines (rows)."""
-    from avvp_lit.results import METRIC_TITLES
 
     model = run.config.get("model", {}).get("name", "model")
     rows = {model: {n: run.metrics[n] for n in METRIC_NAMES}}
@@ -288,7 +286,8 @@ def run_class_f1(run: RunView) -> dict[str, np.ndarray]:
         with table.open() as handle:
             rows = list(csv.DictReader(handle))
         return {
-            key: np.array([float(r[key]) if r[key] else np.nan for r in rows]) for key in F1_KEYS
+            key: np.array([float(r[key]) if r[key] else np.nan for r in rows])
+            for key in CLASS_F1_KEYS
         }
     import torch
 
@@ -306,7 +305,7 @@ def run_class_f1(run: RunView) -> dict[str, np.ndarray]:
         torch.from_numpy(split.gt_visual),
         torch.arange(len(split)),
     )
-    return {key: np.asarray(metric.compute_diagnostics().class_f1[key]) for key in F1_KEYS}
+    return {key: np.asarray(metric.compute_diagnostics().class_f1[key]) for key in CLASS_F1_KEYS}
 
 
 def _video_rows(filenames: Sequence[str], videos: Sequence[int | str]) -> list[int]:
@@ -374,8 +373,8 @@ def run_attention(run: RunView, videos: Sequence[int | str]) -> Figure | None:
     source = open_source(run.data_root, split="test", feature_set=feature_set)
     rows = _video_rows(source.filenames, videos)
     arrays = [source.store.read(source.ids[row]) for row in rows]
-    batch = [torch.from_numpy(np.stack([a[k] for a in arrays])) for k in ("audio", "visual")]
-    batch.append(torch.from_numpy(np.stack([a["visual_st"] for a in arrays])))
+    keys = ("audio", "visual", "visual_st")
+    batch = [torch.from_numpy(np.stack([a[k] for a in arrays])) for k in keys]
     with torch.no_grad():
         output = network.eval()(*batch)
     maps = mean_attention(getattr(output, "attn_maps", None))

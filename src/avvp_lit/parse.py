@@ -32,10 +32,11 @@ from torch import nn
 from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS
 from avvp_lit.data.annotations import SPLIT_FILES, feature_id, read_weak_labels
 from avvp_lit.data.features import FEATURE_SETS, FeatureError, FeatureSet
-from avvp_lit.data.stores import H5_FILENAME, FeatureStore, open_store
+from avvp_lit.data.llp_stats import find_runs
+from avvp_lit.data.stores import FeatureStore, h5_file, open_store
 from avvp_lit.evaluate import load_network
 from avvp_lit.metrics import binarize, protocol_dict, resolve_thresholds
-from avvp_lit.predictions import atomic_write_bytes
+from avvp_lit.predictions import PREDICTION_KEYS, atomic_write_bytes
 from avvp_lit.progress import progress_bar
 from avvp_lit.run import ConfigError, exit_on_config_error
 
@@ -73,20 +74,6 @@ class Events:
     def bounds(self, num_videos: int) -> np.ndarray:
         """(num_videos + 1,) offsets: video ``i``'s events are ``[b[i], b[i + 1])``."""
         return np.searchsorted(self.video, np.arange(num_videos + 1), side="left")
-
-
-def find_runs(active: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
-    """Maximal runs of ``True`` along the last axis of a bool array (..., T).
-
-    Returns the leading indices of each run (one array per leading axis), its start
-    and its end (exclusive), in C order of (leading indices, start).
-    """
-    active = np.asarray(active, dtype=bool)
-    padding = [(0, 0)] * (active.ndim - 1) + [(1, 1)]
-    steps = np.diff(np.pad(active.astype(np.int8), padding), axis=-1)
-    *lead, start = np.nonzero(steps == 1)
-    *_, end = np.nonzero(steps == -1)
-    return tuple(lead), start, end
 
 
 def extract_events(
@@ -208,12 +195,10 @@ def open_source(
     root = Path(input_path)
     if not root.exists():
         raise ConfigError(f"input={root}: no such file or folder")
-    is_h5 = store_kind == "h5" or (
-        store_kind == "auto" and (root.suffix in (".h5", ".hdf5") or (root / H5_FILENAME).is_file())
-    )
-    if feature_set is None and not is_h5:
-        feature_set = detect_feature_set(root)
     try:
+        is_h5 = h5_file(root, store_kind) is not None
+        if feature_set is None and not is_h5:
+            feature_set = detect_feature_set(root)
         store = open_store(root, feature_set, store_kind)
     except FeatureError as error:
         raise ConfigError(f"input={root}: {error}") from None
@@ -283,9 +268,7 @@ def run_network(
     network = network.to(device).eval()
     skipped: dict[str, str] = {}
     names: list[str] = []
-    outputs: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("global_prob", "a_prob", "v_prob", "frame_prob")
-    }
+    outputs: dict[str, list[np.ndarray]] = {k: [] for k in PREDICTION_KEYS}
     with progress_bar("parsing", total=len(source.filenames), enabled=progress) as bar:
         for batch_names, batch in _batches(source, batch_size, skipped):
             inputs = [batch[k].to(device) for k in ("audio", "visual", "visual_st")]

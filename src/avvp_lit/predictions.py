@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def write_predictions(path: Path, filenames: list[str], predictions: dict[str, np.ndarray]) -> None:
     """``predictions.npz`` in the `avvp-eval` format (``filenames`` + the four arrays)."""
-    import io
-
     buffer = io.BytesIO()
     arrays = {key: predictions[key].astype(np.float32) for key in PREDICTION_KEYS}
     np.savez_compressed(buffer, filenames=np.asarray(filenames), **arrays)

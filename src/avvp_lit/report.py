@@ -35,9 +35,15 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from avvp_lit.metrics.functional import METRIC_NAMES, format_protocol
+from avvp_lit.metrics.functional import (
+    LEVEL_TITLES,
+    METRIC_NAMES,
+    METRIC_TITLES,
+    format_protocol,
+    level_metrics,
+    short_title,
+)
 from avvp_lit.predictions import atomic_write_bytes
-from avvp_lit.results import METRIC_TITLES
 
 DEFAULT_IGNORE: tuple[str, ...] = ("seed",)
 REFERENCE_LABEL = "full"
@@ -116,7 +122,7 @@ def find_runs(sweep_dir: str | Path) -> list[Run]:
         name = folder.relative_to(root).as_posix()
         runs.append(
             Run(
-                name="." if name == "." else name,
+                name=name,
                 overrides=tuple(str(o) for o in overrides),
                 metrics=metrics,
                 protocol=protocol,
@@ -213,7 +219,7 @@ class Report:
 
     sweep_dir: Path
     variants: list[Variant]
-    reference: Variant | None
+    reference: Variant
     shared: tuple[str, ...]
     ignored: tuple[str, ...]
     protocols: list[dict[str, Any]]
@@ -268,9 +274,7 @@ def build_report(
         variants.append(variant)
     chosen = _reference(variants, reference)
     for variant in variants:
-        variant.diff = {
-            m: variant.mean[m] - chosen.mean[m] if chosen else math.nan for m in METRIC_NAMES
-        }
+        variant.diff = {m: variant.mean[m] - chosen.mean[m] for m in METRIC_NAMES}
     protocols = []
     for run in runs:
         if run.protocol is not None and run.protocol not in protocols:
@@ -285,7 +289,7 @@ def build_report(
     )
 
 
-def _reference(variants: list[Variant], label: str | None) -> Variant | None:
+def _reference(variants: list[Variant], label: str | None) -> Variant:
     labels = [v.label for v in variants]
     if label is not None:
         if label not in labels:
@@ -293,7 +297,7 @@ def _reference(variants: list[Variant], label: str | None) -> Variant | None:
         return variants[labels.index(label)]
     if REFERENCE_LABEL in labels:
         return variants[labels.index(REFERENCE_LABEL)]
-    return variants[0] if variants else None
+    return variants[0]
 
 
 # --------------------------------------------------------------------------- tables
@@ -305,18 +309,21 @@ def _number(value: float, digits: int = 2, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def mean_std_text(variant: Variant, metric: str) -> str:
-    """``45.12 ± 1.03``; ``45.12`` with one seed; ``–`` with none."""
-    mean, std = variant.mean[metric], variant.std[metric]
+def _mean_std(mean: float, std: float) -> str:
     if math.isnan(mean):
         return "–"
     return _number(mean) if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
+def mean_std_text(variant: Variant, metric: str) -> str:
+    """``45.12 ± 1.03``; ``45.12`` with one seed; ``–`` with none."""
+    return _mean_std(variant.mean[metric], variant.std[metric])
+
+
 def diff_text(report: Report, variant: Variant, metric: str) -> str:
     """``-1.20`` (``*`` appended when |Δ| exceeds ``SE_MARK`` standard errors)."""
-    if report.reference is None or variant is report.reference:
-        return "ref" if variant is report.reference else "–"
+    if variant is report.reference:
+        return "ref"
     value = variant.diff[metric]
     se = diff_se(variant, report.reference, metric)
     mark = "*" if not math.isnan(se) and abs(value) > SE_MARK * se else ""
@@ -357,7 +364,7 @@ def _md_row(cells: Sequence[str]) -> str:
 def markdown_text(report: Report) -> str:
     """``ablation.md``: what was run, the two tables, the failed jobs."""
     titles = [METRIC_TITLES[n] for n in METRIC_NAMES]
-    ref = report.reference.label if report.reference else "none"
+    ref = report.reference.label
     lines = [
         f"# Ablation: `{report.sweep_dir}`",
         "",
@@ -402,15 +409,15 @@ def rich_tables(report: Report) -> list[Table]:
 
     Split by level so that each table fits a ~110-column terminal.
     """
-    ref = report.reference.label if report.reference else "–"
+    ref = report.reference.label
     tables = []
-    for level, title in (("seg", "segment level"), ("evt", "event level")):
-        names = [n for n in METRIC_NAMES if n.startswith(level)]
+    for level, title in LEVEL_TITLES.items():
+        names = level_metrics(level)
         table = Table(title=f"{report.sweep_dir.name}: {title}, test F-score % (mean ± std)")
         table.add_column("variant", style="bold", no_wrap=True)
         table.add_column("n", justify="right", no_wrap=True)
         for name in names:
-            table.add_column(METRIC_TITLES[name].split(" ", 1)[1], justify="right", no_wrap=True)
+            table.add_column(short_title(name), justify="right", no_wrap=True)
         table.add_column(f"Δ Type vs {ref}", justify="right", no_wrap=True)
         for v in report.variants:
             n = f"{v.n}" + (f" ({len(v.failed)} failed)" if v.failed else "")
@@ -451,13 +458,10 @@ def ablation_figure(report: Report) -> Figure:
     width = min(0.8 / max(count, 1), 0.25)
     fig = Figure(figsize=(16, 9.5), layout="constrained")
     axes = fig.subplots(2, 2, gridspec_kw={"width_ratios": [1.15, 1]})
-    colors = _colors(count)
-    if report.reference is not None:  # the reference row in dark grey, the others coloured
-        others = iter(_colors(count - 1))
-        colors = ["#3b3b3b" if v is report.reference else next(others) for v in variants]
-    levels = (("seg", "segment level"), ("evt", "event level"))
-    for row, (level, level_title) in enumerate(levels):
-        names = [n for n in METRIC_NAMES if n.startswith(level)]
+    others = iter(_colors(count - 1))  # the reference row in dark grey, the others coloured
+    colors = ["#3b3b3b" if v is report.reference else next(others) for v in variants]
+    for row, (level, level_title) in enumerate(LEVEL_TITLES.items()):
+        names = level_metrics(level)
         x = np.arange(len(names))
         for i, v in enumerate(variants):
             offset = (i - (count - 1) / 2) * width
@@ -467,7 +471,7 @@ def ablation_figure(report: Report) -> Figure:
                 x + offset, means, width, yerr=stds, color=colors[i], label=v.label,
                 capsize=2, error_kw={"elinewidth": 0.8},
             )  # fmt: skip
-            if report.reference is None or v is report.reference:
+            if v is report.reference:
                 continue
             diffs = [v.diff[n] for n in names]
             ses = [diff_se(v, report.reference, n) for n in names]
@@ -478,12 +482,12 @@ def ablation_figure(report: Report) -> Figure:
         for col in (0, 1):
             ax = axes[row, col]
             ax.set_xticks(x)
-            ax.set_xticklabels([METRIC_TITLES[n].split(" ", 1)[1] for n in names], fontsize=11)
+            ax.set_xticklabels([short_title(n) for n in names], fontsize=11)
             ax.grid(axis="y", color="#dddddd", linewidth=0.6)
             ax.set_axisbelow(True)
         axes[row, 0].set_ylabel("F-score (%)")
         axes[row, 0].set_title(f"{level_title}: mean ± std over seeds")
-        ref = report.reference.label if report.reference else "–"
+        ref = report.reference.label
         axes[row, 1].axhline(0, color="#333333", linewidth=0.9)
         axes[row, 1].set_ylabel(f"Δ F-score vs {ref} (points)")
         axes[row, 1].set_title(f"{level_title}: Δ from {ref} ± standard error")
@@ -537,14 +541,9 @@ def display_frame(path: str | Path, *, with_diff: bool = True) -> Any:
     columns: dict[str, Any] = {"seeds": frame["n_seeds"], "failed": frame["n_failed"]}
     for m in METRIC_NAMES:
         mean, std = frame[f"{m}_mean"], frame[f"{m}_std"]
-        columns[METRIC_TITLES[m]] = [
-            "–" if pd.isna(a) else (f"{a:.2f}" if pd.isna(b) else f"{a:.2f} ± {b:.2f}")
-            for a, b in zip(mean, std, strict=True)
-        ]
+        columns[METRIC_TITLES[m]] = [_mean_std(a, b) for a, b in zip(mean, std, strict=True)]
         if with_diff:
-            columns[f"Δ {METRIC_TITLES[m]}"] = [
-                "–" if pd.isna(d) else f"{d:+.2f}" for d in frame[f"{m}_diff"]
-            ]
+            columns[f"Δ {METRIC_TITLES[m]}"] = [_number(d, signed=True) for d in frame[f"{m}_diff"]]
     return pd.DataFrame(columns, index=frame.index)
 
 

@@ -19,25 +19,13 @@ from rich.console import Console
 from rich.table import Table
 
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics, format_protocol
+from avvp_lit.metrics.functional import METRIC_TITLES
 from avvp_lit.predictions import (
     PREDICTION_KEYS,
     atomic_write_bytes,
     trivial_baselines,
     write_predictions,
 )
-
-METRIC_TITLES = {
-    "seg_a": "Seg A",
-    "seg_v": "Seg V",
-    "seg_av": "Seg AV",
-    "seg_type": "Seg Type",
-    "seg_event": "Seg Event",
-    "evt_a": "Evt A",
-    "evt_v": "Evt V",
-    "evt_av": "Evt AV",
-    "evt_type": "Evt Type",
-    "evt_event": "Evt Event",
-}
 
 
 def config_hash(resolved_yaml: str) -> str:

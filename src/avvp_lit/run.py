@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.metrics import GATINGS
 from avvp_lit.module import AVVPModule
+from avvp_lit.predictions import atomic_write_bytes
 
 
 class ConfigError(ValueError):
@@ -67,6 +68,14 @@ def validate_config(cfg: DictConfig) -> None:
 
 def output_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
+
+
+def write_resolved_config(cfg: DictConfig, trainer: L.Trainer) -> str:
+    """The fully resolved config as YAML, written to ``config.yaml`` by rank 0 only."""
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    if trainer.is_global_zero:
+        atomic_write_bytes(output_dir(cfg) / "config.yaml", resolved.encode())
+    return resolved
 
 
 def task_overrides() -> list[str]:

@@ -12,16 +12,15 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 
-from avvp_lit.predictions import atomic_write_bytes
 from avvp_lit.run import (
     build_module,
     build_trainer,
     exit_on_config_error,
-    output_dir,
     validate_config,
+    write_resolved_config,
     write_tested_split,
 )
 
@@ -31,13 +30,10 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     validate_config(cfg)
     console = Console()
     L.seed_everything(cfg.seed, workers=True)
-    out = output_dir(cfg)
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_module(cfg)
     trainer = build_trainer(cfg)
-    if trainer.is_global_zero:
-        atomic_write_bytes(out / "config.yaml", resolved.encode())
+    resolved = write_resolved_config(cfg, trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if trainer.interrupted:
         console.print("training interrupted: last.ckpt holds the last finished epoch")

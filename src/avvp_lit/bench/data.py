@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from avvp_lit.classes import CLASSES
-from avvp_lit.data.annotations import SPLIT_FILES
+from avvp_lit.data.annotations import SPLIT_FILES, WEAK_COLUMNS, feature_id
 from avvp_lit.data.datamodule import LLPDataModule
 from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.data.pack import pack
@@ -27,16 +27,18 @@ FEATURE_SET = "han"
 def write_random_features(root: Path, videos: int, seed: int = 0) -> None:
     """A train split of ``videos`` random videos in the released npy layout."""
     rng = np.random.default_rng(seed)
-    names = [f"bench{i:06d}"[:11] + f"_{i}_{i + 10}" for i in range(videos)]
+    names = [f"bench{i:06d}_{i}_{i + 10}" for i in range(videos)]
     root.mkdir(parents=True, exist_ok=True)
     rows = "".join(f"{n}\t{CLASSES[i % len(CLASSES)]}\n" for i, n in enumerate(names))
     for file in SPLIT_FILES.values():
-        (root / file).write_text("filename\tevent_labels\n" + rows)
+        (root / file).write_text("\t".join(WEAK_COLUMNS) + "\n" + rows)
     for modality in FEATURE_SETS[FEATURE_SET].modalities:
         folder = root / modality.folder
         folder.mkdir(parents=True, exist_ok=True)
         for name in names:
-            np.save(folder / f"{name[:11]}.npy", rng.random(modality.shape, dtype=np.float32))
+            np.save(
+                folder / f"{feature_id(name)}.npy", rng.random(modality.shape, dtype=np.float32)
+            )
 
 
 def time_pass(root: Path, *, store: str, in_memory: bool, workers: int, batch_size: int) -> float:

@@ -201,9 +201,11 @@ class LLPDataModule(L.LightningDataModule):
         return self.open_store().feature_set
 
     def prepare_data(self) -> None:
-        if self.synthetic is not None and not (self.root / ".complete").exists():
-            from avvp_lit.data.synthetic import generate
+        if self.synthetic is None:
+            return
+        from avvp_lit.data.synthetic import COMPLETE_MARKER, generate
 
+        if not (self.root / COMPLETE_MARKER).exists():
             generate(self.root, **self.synthetic)
 
     def open_store(self) -> FeatureStore:

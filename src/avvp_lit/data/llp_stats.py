@@ -63,17 +63,27 @@ def parse_pattern(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("ascii"), dtype=np.uint8) == ord("1")
 
 
+def find_runs(active: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    """Maximal runs of ``True`` along the last axis of a bool array (..., T).
+
+    Returns the leading indices of each run (one array per leading axis), its start
+    and its end (exclusive), in C order of (leading indices, start).
+    """
+    active = np.asarray(active, dtype=bool)
+    padding = [(0, 0)] * (active.ndim - 1) + [(1, 1)]
+    steps = np.diff(np.pad(active.astype(np.int8), padding), axis=-1)
+    *lead, start = np.nonzero(steps == 1)
+    *_, end = np.nonzero(steps == -1)
+    return tuple(lead), start, end
+
+
 def run_bounds(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maximal runs of positive seconds in binary timelines.
 
     ``active`` (E, 10). Returns (row, onset, duration) per run, each (R,) int64, runs
     ordered by row then onset.
     """
-    x = np.asarray(active).astype(np.int8)
-    padded = np.pad(x, ((0, 0), (1, 1)))
-    step = np.diff(padded, axis=1)
-    rows, onsets = np.nonzero(step == 1)
-    _, offsets = np.nonzero(step == -1)
+    (rows,), onsets, offsets = find_runs(active)
     return rows, onsets, offsets - onsets
 
 

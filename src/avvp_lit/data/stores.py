@@ -141,6 +141,16 @@ class H5Store(FeatureStore):
         return state
 
 
+def h5_file(root: Path, kind: str = "auto") -> Path | None:
+    """The HDF5 file ``open_store(root, ..., kind)`` reads, or None for the npy layout."""
+    if kind not in ("auto", "npy", "h5"):
+        raise FeatureError(f"unknown store kind {kind!r}; choose auto, npy or h5")
+    h5_path = root if root.suffix in (".h5", ".hdf5") else root / H5_FILENAME
+    if kind == "h5" or (kind == "auto" and h5_path.is_file()):
+        return h5_path
+    return None
+
+
 def open_store(root: Path, feature_set: str | None, kind: str = "auto") -> FeatureStore:
     """The store of a dataset folder: ``h5`` (``root/features.h5``), ``npy``, or ``auto``.
 
@@ -148,10 +158,8 @@ def open_store(root: Path, feature_set: str | None, kind: str = "auto") -> Featu
     ``feature_set=None`` takes the HDF5 file's own; the npy layout needs it named.
     """
     root = Path(root)
-    if kind not in ("auto", "npy", "h5"):
-        raise FeatureError(f"unknown store kind {kind!r}; choose auto, npy or h5")
-    h5_path = root if root.suffix in (".h5", ".hdf5") else root / H5_FILENAME
-    if kind == "h5" or (kind == "auto" and h5_path.is_file()):
+    h5_path = h5_file(root, kind)
+    if h5_path is not None:
         return H5Store(h5_path, feature_set)
     if feature_set is None:
         raise FeatureError(f"{root}: name the feature set of an npy layout (han or valor)")

@@ -56,13 +56,15 @@ from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS
 from avvp_lit.data.annotations import (
     AUDIO_LABEL_FILES,
     DENSE_COLUMNS,
+    FEATURE_ID_LENGTH,
     FULL_FILE,
     SPLIT_FILES,
     VISUAL_LABEL_FILE,
     WEAK_COLUMNS,
+    feature_id,
 )
 from avvp_lit.data.features import FEATURE_SETS, Modality
-from avvp_lit.data.llp_stats import load_embedded_statistics, parse_pattern, run_bounds
+from avvp_lit.data.llp_stats import find_runs, load_embedded_statistics, parse_pattern
 from avvp_lit.progress import progress_bar
 
 GENERATOR_VERSION = 1
@@ -79,7 +81,6 @@ CHUNK_VIDEOS = 64
 ID_ALPHABET = np.array(
     list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"), dtype="<U1"
 )
-ID_LENGTH = 11
 ODD_START_SHARE = 0.06
 FRACTIONAL_START_SHARE = 0.005
 EVENT_GAIN_RANGE = (0.7, 1.3)
@@ -315,7 +316,9 @@ def make_filenames(rng: np.random.Generator, n: int) -> list[str]:
     ids: list[str] = []
     seen: set[str] = set()
     while len(ids) < n:
-        letters = ID_ALPHABET[rng.integers(0, len(ID_ALPHABET), size=(n - len(ids), ID_LENGTH))]
+        letters = ID_ALPHABET[
+            rng.integers(0, len(ID_ALPHABET), size=(n - len(ids), FEATURE_ID_LENGTH))
+        ]
         for candidate in map("".join, letters.tolist()):
             if candidate not in seen:
                 seen.add(candidate)
@@ -457,13 +460,11 @@ def dense_rows(labels: SplitLabels, truth: np.ndarray) -> list[str]:
 
     ``truth`` (N, 10, 25); rows grouped by video in split order, then by class and onset.
     """
-    timelines = truth.transpose(0, 2, 1).reshape(-1, NUM_SEGMENTS)
-    rows, onsets, durations = run_bounds(timelines)
-    video, cls = np.divmod(rows, NUM_CLASSES)
+    (video, cls), onsets, offsets = find_runs(truth.transpose(0, 2, 1))  # runs over time
     return [
-        f"{labels.filenames[v]}\t{o}\t{o + d}\t{CLASSES[c]}\n"
-        for v, c, o, d in zip(
-            video.tolist(), cls.tolist(), onsets.tolist(), durations.tolist(), strict=True
+        f"{labels.filenames[v]}\t{o}\t{e}\t{CLASSES[c]}\n"
+        for v, c, o, e in zip(
+            video.tolist(), cls.tolist(), onsets.tolist(), offsets.tolist(), strict=True
         )
     ]
 
@@ -497,7 +498,7 @@ def write_chunk(
 ) -> int:
     """Generate and save every modality of videos ``chunk*CHUNK_VIDEOS ...``; returns the count."""
     part = slice(chunk * CHUNK_VIDEOS, (chunk + 1) * CHUNK_VIDEOS)
-    names = [name[:ID_LENGTH] for name in labels.filenames[part]]
+    names = [feature_id(name) for name in labels.filenames[part]]
     truth = {"audio": labels.audio[part], "visual": labels.visual[part]}
     arrays: list[tuple[Modality, np.ndarray]] = []
     for space in spaces:

@@ -21,10 +21,10 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS
 from avvp_lit.metrics.functional import (
-    GATINGS,
     METRIC_NAMES,
     avvp_counts,
     binarize,
+    check_gating,
     class_f1,
     dataset_scores,
     protocol_dict,
@@ -99,8 +99,7 @@ class AVVPMetrics(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if gating not in GATINGS:
-            raise ValueError(f"unknown gating {gating!r}; choose one of {', '.join(GATINGS)}")
+        check_gating(gating)
         self.gating = gating
         self.video_threshold = float(video_threshold)
         self.segment_threshold = float(segment_threshold)
@@ -114,8 +113,19 @@ class AVVPMetrics(Metric):
             segment_threshold=segment_threshold,
             class_thresholds=class_thresholds,
         )
+        # float64 thresholds per device, converted once (not buffers: precision casts buffers)
+        self._thresholds: dict[torch.device, tuple[Tensor, Tensor]] = {}
         self.add_state("counts", default=[], dist_reduce_fx="cat")
         self.add_state("index", default=[], dist_reduce_fx="cat")
+
+    def _thresholds_on(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(video (K,), segment (2, K)) thresholds on ``device``."""
+        if device not in self._thresholds:
+            self._thresholds[device] = (
+                torch.from_numpy(self._video_thr).to(device),
+                torch.from_numpy(self._segment_thr).to(device),
+            )
+        return self._thresholds[device]
 
     def protocol(self, **extra: Any) -> dict[str, Any]:
         """``protocol_dict`` for this metric's settings; ``extra`` adds split, files, ..."""
@@ -146,14 +156,15 @@ class AVVPMetrics(Metric):
         _check_shape("gt_audio", gt_audio, (batch, NUM_SEGMENTS, NUM_CLASSES))
         _check_shape("gt_visual", gt_visual, (batch, NUM_SEGMENTS, NUM_CLASSES))
         device = frame_prob.device
+        video_thr, segment_thr = self._thresholds_on(device)
         pred_audio, pred_visual = binarize(
             global_prob.detach(),
             a_prob.detach(),
             v_prob.detach(),
             frame_prob.detach(),
             gating=self.gating,
-            video_threshold=torch.from_numpy(self._video_thr).to(device),
-            segment_threshold=torch.from_numpy(self._segment_thr).to(device),
+            video_threshold=video_thr,
+            segment_threshold=segment_thr,
         )
         counts = avvp_counts(
             pred_audio,

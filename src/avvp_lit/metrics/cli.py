@@ -34,6 +34,7 @@ from avvp_lit.metrics.functional import (
     binarize,
     dataset_scores,
     format_protocol,
+    level_metrics,
     protocol_dict,
     scores_from_counts,
 )
@@ -162,7 +163,7 @@ def results_table(results: dict[str, float], title: str) -> Table:
     for header in ("A", "V", "AV", "Type@AV", "Event@AV"):
         table.add_column(header, justify="right")
     for level, label in zip(LEVELS, ("segment", "event"), strict=True):
-        keys = [name for name in METRIC_NAMES if name.startswith(f"{level}_")]
+        keys = level_metrics(level)
         table.add_row(label, *(f"{results[key]:.2f}" for key in keys))
     return table
 

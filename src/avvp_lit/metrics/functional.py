@@ -49,8 +49,40 @@ METRIC_NAMES: tuple[str, ...] = (
     "evt_event",
 )
 LEVELS: tuple[str, ...] = ("seg", "evt")
+LEVEL_TITLES = {"seg": "segment level", "evt": "event level"}
 MODALITIES: tuple[str, ...] = ("a", "v", "av")
+METRIC_TITLES = {  # table headers
+    "seg_a": "Seg A",
+    "seg_v": "Seg V",
+    "seg_av": "Seg AV",
+    "seg_type": "Seg Type",
+    "seg_event": "Seg Event",
+    "evt_a": "Evt A",
+    "evt_v": "Evt V",
+    "evt_av": "Evt AV",
+    "evt_type": "Evt Type",
+    "evt_event": "Evt Event",
+}
+CLASS_F1_KEYS: tuple[str, ...] = tuple(f"{lv}_{m}" for lv in LEVELS for m in MODALITIES)
 THRESHOLD_KEYS: tuple[str, ...] = ("video", "audio", "visual")
+
+
+def check_gating(gating: str) -> None:
+    """Raise ValueError naming the choices unless ``gating`` is one of ``GATINGS``."""
+    if gating not in GATINGS:
+        raise ValueError(f"unknown gating {gating!r}; choose one of {', '.join(GATINGS)}")
+
+
+def level_metrics(level: str) -> tuple[str, ...]:
+    """The five metric names of one level (``seg`` or ``evt``), in ``METRIC_NAMES`` order."""
+    return tuple(name for name in METRIC_NAMES if name.startswith(f"{level}_"))
+
+
+def short_title(name: str) -> str:
+    """``Seg Type`` -> ``Type``: the title within its level's table."""
+    return METRIC_TITLES[name].split(" ", 1)[1]
+
+
 IOU_THRESHOLD = 0.5
 _TABLE_MAX_SEGMENTS = 12
 
@@ -123,8 +155,7 @@ def binarize(
 
     Returns ``pred_audio``, ``pred_visual`` bool (N, 25, 10).
     """
-    if gating not in GATINGS:
-        raise ValueError(f"unknown gating {gating!r}; choose one of {', '.join(GATINGS)}")
+    check_gating(gating)
     frame = _tensor(frame_prob).double()
     device = frame.device
     video_thr = _tensor(video_threshold, dtype=torch.float64, device=device)
@@ -391,11 +422,8 @@ def class_f1(counts: ArrayLike) -> dict[str, np.ndarray]:
     tp, fp, fn = totals.unbind(-2)
     denominator = 2 * tp + fp + fn
     f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.nan)
-    return {
-        f"{level}_{modality}": f1[i, j].cpu().numpy()
-        for i, level in enumerate(LEVELS)
-        for j, modality in enumerate(MODALITIES)
-    }
+    per_key = f1.flatten(0, 1)  # (level·modality, 25) in CLASS_F1_KEYS order
+    return {key: per_key[i].cpu().numpy() for i, key in enumerate(CLASS_F1_KEYS)}
 
 
 def evaluate(
@@ -454,8 +482,7 @@ def protocol_dict(
     which probabilities gate each modality), the thresholds, and optionally the split,
     the audio label version and the annotation files with their md5.
     """
-    if gating not in GATINGS:
-        raise ValueError(f"unknown gating {gating!r}; choose one of {', '.join(GATINGS)}")
+    check_gating(gating)
     resolve_thresholds(
         video_threshold=video_threshold,
         segment_threshold=segment_threshold,

@@ -447,12 +447,19 @@ def load_official(
     ``source``: a path or a (possibly wrapped) state dict. Raises :class:`ConversionError`
     naming the keys when the checkpoint does not match ``arch``.
     """
+    return _convert(source, arch, num_heads)[0]
+
+
+def _convert(
+    source: str | Path | Mapping[str, Any], arch: str, num_heads: int | None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The converted network (eval mode) and its model config."""
     state = read_state_dict(source)
     dims = Dims.from_official(state, arch)
     config = compose_model_config(arch, _config_overrides(dims, num_heads))
     network = build_network(config)
     network.load_state_dict(from_official_state(state, network, dims))
-    return network.eval()
+    return network.eval(), config
 
 
 def to_official(network: nn.Module, arch: str = "mmcse") -> OrderedDict[str, torch.Tensor]:
@@ -464,15 +471,16 @@ def to_official(network: nn.Module, arch: str = "mmcse") -> OrderedDict[str, tor
     """
     dims = Dims.from_network(network, arch)
     ours = network.state_dict()
+    entries = official_entries(dims)
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for e in official_entries(dims):
+    for e in entries:
         if e.ours is None:
             out[e.official] = torch.full(e.shape, e.fill)
         elif e.index:
             out[e.official] = ours[e.ours][e.index].detach().clone().reshape(e.shape)
         else:
             out[e.official] = ours[e.ours].detach().clone()
-    expected = {e.ours for e in official_entries(dims) if e.ours is not None}
+    expected = {e.ours for e in entries if e.ours is not None}
     extra = [k for k in ours if k not in expected]
     if extra:
         raise ConversionError(
@@ -510,10 +518,20 @@ def save_network_file(
 def load_network_file(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedNetwork:
     """Read a network file written by ``avvp-convert``; the network comes in eval mode."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, Mapping) or payload.get("format") != FILE_FORMAT:
+    if not is_network_file(payload):
         raise ConversionError(
             f"{path} is not an {FILE_FORMAT} file (convert a released checkpoint with avvp-convert)"
         )
+    return network_from_payload(payload)
+
+
+def is_network_file(payload: Any) -> bool:
+    """Whether a loaded file's content is an ``avvp-convert`` network file."""
+    return isinstance(payload, Mapping) and payload.get("format") == FILE_FORMAT
+
+
+def network_from_payload(payload: Mapping[str, Any]) -> LoadedNetwork:
+    """The network (eval mode) of a loaded network file."""
     network = build_network(payload["model_config"])
     network.load_state_dict(payload["state_dict"])
     return LoadedNetwork(network.eval(), payload["arch"], dict(payload["model_config"]))
@@ -535,12 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        state = read_state_dict(args.input)
-        config = official_model_config(state, args.arch, num_heads=args.num_heads)
-        network = build_network(config)
-        network.load_state_dict(
-            from_official_state(state, network, Dims.from_official(state, args.arch))
-        )
+        network, config = _convert(args.input, args.arch, args.num_heads)
     except (ConversionError, OSError) as error:
         print(f"avvp-convert: {error}", file=sys.stderr)
         return 2

@@ -50,18 +50,12 @@ class StackedLinear(nn.Module):
         return y.view(*x.shape[:-1], self.groups, self.out_dim)  # (..., G, out)
 
 
-class GroupedLinear(nn.Module):
+class GroupedLinear(StackedLinear):
     """G independent Linear(in_dim, out_dim), group g reading its own input slot g.
 
-    weight (G, out_dim, in_dim), bias (G, out_dim); (..., G, in_dim) -> (..., G, out_dim),
-    computed as one batched matmul over the groups.
+    Parameters as :class:`StackedLinear`; (..., G, in_dim) -> (..., G, out_dim), computed
+    as one batched matmul over the groups.
     """
-
-    def __init__(self, *, in_dim: int, out_dim: int, groups: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(groups, out_dim, in_dim))
-        self.bias = nn.Parameter(torch.empty(groups, out_dim))
-        _init_linear_(self.weight, self.bias, in_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-2]

@@ -136,13 +136,18 @@ class GatedUpdate:
 
 
 class StreamUpdate:
-    """An LGSF part that is off: ``i = s`` (the SECM stream); ``W (i - z) = W (s - z)``."""
+    """An LGSF part that is off: ``i = s`` (the SECM stream); ``W (i - z) = W (s - z)``.
+
+    With the SECM part off too, s is z itself and the update is zero: nothing to add.
+    """
 
     def __init__(self, stream: torch.Tensor, base: torch.Tensor) -> None:
         self.stream = stream
         self.base = base
 
     def add_projection(self, out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.stream is self.base:
+            return out
         return out + F.linear(self.stream - self.base, weight)
 
 

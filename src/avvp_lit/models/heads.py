@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-HEAD_NAMES = ("prob", "frame_att", "av_att")  # the three heads, in stacking order
-
 
 class HeadLogits(NamedTuple):
     """Three (B, T, 2, K) tensors; modality axis index 0 audio, 1 visual."""

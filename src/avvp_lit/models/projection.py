@@ -26,7 +26,6 @@ class LinearProjection(nn.Module):
 
     def __init__(self, *, in_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.in_dim = in_dim
         self.fc = nn.Linear(in_dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -46,7 +45,6 @@ class FramePooledProjection(nn.Module):
 
     def __init__(self, *, in_dim: int, out_dim: int, frames_per_segment: int = 8) -> None:
         super().__init__()
-        self.in_dim = in_dim
         self.frames_per_segment = frames_per_segment
         self.fc = nn.Linear(in_dim, out_dim)
 
