@@ -20,6 +20,9 @@ def test_bench_models_json(tmp_path):
     for model in ("han", "mmcse"):
         for key in ("train_videos_per_s", "infer_videos_per_s", "peak_rss_mb"):
             assert report[model][key] > 0, (model, key)
+    # fused=auto on a CPU in float32: the fused kernels (MM-CSE's; HAN has none)
+    assert report["mmcse"]["fused"] and not report["han"]["fused"]
+    assert report["settings"]["inputs"]["audio"] == [2, 64, 768]  # VALOR shapes
     ratio = report["mmcse"]["train_step_s"] / report["han"]["train_step_s"]
     assert report["step_time_ratio"] == pytest.approx(ratio)
     for model in ("han", "mmcse"):
@@ -42,3 +45,15 @@ def test_count_gflop_counts_matrix_products_per_video():
     assert count_gflop(lambda: fc(x), 3) == pytest.approx(forward)
     # backward: gradients of the input and of the weight, one product each
     assert count_gflop(lambda: fc(x).sum().backward(), 3) == pytest.approx(3 * forward)
+
+
+@pytest.mark.slow
+def test_bench_models_runs_the_plain_blocks_in_bf16(tmp_path):
+    out = tmp_path / "models.json"
+    args = ["models", "--json", str(out), "--batch-size", "2", "--steps", "1", "--warmup", "0"]
+    args += ["--threads", "1", "--models", "mmcse", "--precision", "bf16-mixed"]
+    assert bench_main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["settings"]["precision"] == "bf16-mixed"
+    assert not report["mmcse"]["fused"]  # auto: plain under bf16
+    assert report["mmcse"]["train_videos_per_s"] > 0

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from avvp_lit.models import ClassWiseParsingNetwork, HolisticParsingNetwork, ParsingOutput
+from avvp_lit.models.fused import use_fused
 from tests.training import compose_raw
 
 B, T, K = 2, 10, 25
@@ -116,15 +117,22 @@ def test_mmcse_default_config_is_the_published_architecture():
     assert len(net.enhancement.layers) == 4
 
 
-def test_mixed_precision_autocast_runs_the_kernels_in_float32():
+def test_mixed_precision_autocast_runs_the_fused_kernels_in_float32():
+    """``fused=true`` under bf16: the kernels' products are written for float32, so
+    ``custom_fwd`` runs them in float32 (and their backward passes too)."""
     cfg = compose_cfg("+model=mmcse", "+loss=mmcse", "model/projection=han", "model.num_layers=1")
-    net = hydra.utils.instantiate(cfg.model)
+    net = use_fused(hydra.utils.instantiate(cfg.model), True)
+    layer_dtype = []
+    net.enhancement.layers[0].register_forward_hook(lambda m, a, out: layer_dtype.append(out[0]))
     batch = batch_for("han")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = net(batch["audio"], batch["visual"], batch["visual_st"])
         terms = hydra.utils.instantiate(cfg.loss)(out, batch)
-    terms["total"].float().backward()
+    assert layer_dtype[0].dtype == torch.float32
+    assert out.holistic_a.dtype == torch.bfloat16  # the plain projection before it: bf16
+    terms["total"].backward()
     assert torch.isfinite(net.heads.weight.grad).all()
+    assert net.enhancement.layers[0].linear1.weight.grad.dtype == torch.float32
 
 
 def test_eval_mode_is_deterministic_and_train_mode_uses_dropout():
@@ -140,3 +148,21 @@ def test_eval_mode_is_deterministic_and_train_mode_uses_dropout():
     with torch.no_grad():
         c = net(*args)
     assert not torch.allclose(a.frame_logits, c.frame_logits)
+
+
+def test_published_recipe_drops_attention_weights_and_supervises_the_dropped_maps():
+    """The released code: nn.MultiheadAttention(dropout=0.1) in both SECM parts of every
+    FGSE layer, and the maps it returns (which the co-occurrence loss reads) are taken
+    after that dropout."""
+    cfg = compose_raw(["experiment=mmcse_llp", "data.root=unused"], "train")
+    net = hydra.utils.instantiate(cfg.model)
+    attention = [m for m in net.modules() if isinstance(m, torch.nn.MultiheadAttention)]
+    assert len(attention) == 2 * cfg.model.num_layers
+    assert all(m.dropout == 0.1 for m in attention)
+    batch = batch_for("valor")
+    args = (batch["audio"], batch["visual"], batch["visual_st"])
+    with torch.no_grad():
+        rows = net.train()(*args).attn_maps["aa"].sum(-1)  # (B, T, K): 1 without dropout
+        assert (rows - 1).abs().max() > 0.01
+        rows = net.eval()(*args).attn_maps["aa"].sum(-1)
+    torch.testing.assert_close(rows, torch.ones_like(rows))

@@ -22,6 +22,7 @@ from avvp_lit.run import (
     ConfigError,
     build_trainer,
     exit_on_config_error,
+    prepare_network,
     write_resolved_config,
     write_tested_split,
 )
@@ -60,6 +61,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
         raise ConfigError(f"split={cfg.split!r} is not allowed; choose one of val, test")
     L.seed_everything(cfg.seed, workers=True)
     network, network_config = load_network(cfg.ckpt)
+    prepare_network(network, cfg)
     metrics = OmegaConf.to_container(cfg.metrics, resolve=True)
     module = AVVPModule(network=network, metrics=metrics, network_config=network_config)
     datamodule = hydra.utils.instantiate(cfg.data, test_split=cfg.split)

@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.metrics import GATINGS
+from avvp_lit.models.fused import use_fused
 from avvp_lit.module import AVVPModule
 from avvp_lit.predictions import atomic_write_bytes
 
@@ -49,6 +52,7 @@ def validate_config(cfg: DictConfig) -> None:
     _require_choice(cfg, "data.audio_labels", ("pre2024", "current"))
     _require_choice(cfg, "data.on_missing", ("error", "skip"))
     _require_choice(cfg, "data.store", ("auto", "npy", "h5"))
+    _validate_execution(cfg)
     expected = OmegaConf.select(cfg, "model.feature_set")
     if expected is not None and expected != cfg.data.feature_set:
         raise ConfigError(
@@ -64,6 +68,56 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if OmegaConf.is_missing(cfg.data, "root"):
         raise ConfigError("data.root is required for real LLP data: data.root=/path/to/llp")
+
+
+FUSED_CHOICES = ("auto", True, False)
+FLOAT32_PRECISIONS = ("32", "32-true")
+
+
+def _validate_execution(cfg: DictConfig) -> None:
+    fused = cfg.get("fused", "auto")
+    if fused not in FUSED_CHOICES:
+        raise ConfigError(f"fused={fused!r} is not allowed; choose one of auto, true, false")
+    compile_ = cfg.get("compile", False)
+    if compile_ not in (True, False):
+        raise ConfigError(f"compile={compile_!r} is not allowed; choose true or false")
+    if fused is True and compile_:
+        raise ConfigError(
+            "fused=true cannot be compiled (its hand-written autograd functions break the "
+            "graph): choose fused=auto (plain blocks under compile) or compile=false"
+        )
+
+
+def runs_on_cpu(accelerator: str) -> bool:
+    """Whether a Trainer with this ``accelerator`` setting computes on the CPU."""
+    if accelerator == "auto":
+        return not torch.cuda.is_available()
+    return accelerator == "cpu"
+
+
+def fused_wins(*, accelerator: str, precision: str, compile: bool) -> bool:
+    """Where the fused CPU kernels are measured faster than the plain blocks (README,
+    "Speed"): float32 on a CPU, not compiled. Everywhere else the plain blocks run."""
+    return runs_on_cpu(accelerator) and str(precision) in FLOAT32_PRECISIONS and not compile
+
+
+def prepare_network(network: nn.Module, cfg: DictConfig) -> nn.Module:
+    """Choose how the network runs, not what it computes: the fused CPU kernels
+    (``fused``: auto | true | false) and ``torch.compile`` (``compile``), in place."""
+    _validate_execution(cfg)
+    compile_ = bool(cfg.get("compile", False))
+    fused = cfg.get("fused", "auto")
+    if fused == "auto":
+        trainer = cfg.get("trainer") or {}
+        fused = fused_wins(
+            accelerator=str(trainer.get("accelerator", "cpu")),
+            precision=str(trainer.get("precision", "32-true")),
+            compile=compile_,
+        )
+    use_fused(network, bool(fused))
+    if compile_:
+        network.compile()
+    return network
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -92,11 +146,16 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
-def build_module(cfg: DictConfig) -> AVVPModule:
+def build_module(cfg: DictConfig, network: nn.Module | None = None) -> AVVPModule:
+    """The LightningModule of ``cfg``: its loss, optimiser, scheduler and metrics around
+    ``network`` (default: a fresh one from ``cfg.model``), prepared to run
+    (:func:`prepare_network`)."""
     network_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    if network is None:
+        network = instantiate(cfg.model)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     return AVVPModule(
-        network=instantiate(cfg.model),
+        network=prepare_network(network, cfg),
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optimizer),
         scheduler=scheduler,

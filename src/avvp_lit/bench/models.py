@@ -1,24 +1,30 @@
 """`avvp-bench models`: training-step and inference throughput of HAN and MM-CSE.
 
-    avvp-bench models --json OUT [--device cpu|cuda] [--batch-size 64] [--threads 2]
+    avvp-bench models [--device cpu|cuda] [--precision 32|bf16-mixed] [--compile]
+        [--fused auto|true|false] [--features valor|han] [--batch-size 64] [--threads 2]
+        [--json OUT]
 
-Both networks run on HAN-shaped inputs (audio (B, 10, 128), visual (B, 80, 2048),
-visual_st (B, 10, 512); MM-CSE composed with ``model/projection=han``), each with its own
-loss (``loss=han`` / ``loss=mmcse``; random per-second pseudo labels are supplied so
-every MM-CSE term runs). A training step is forward + loss + backward + AdamW step.
-Each model is measured in a fresh subprocess, so its peak RSS is its own. Step times
-are medians over ``--steps`` timed steps after ``--warmup`` untimed ones.
+Both networks run on inputs of one feature set (``--features``; VALOR, what MM-CSE is
+trained on: audio (B, 64, 768), visual (B, 10, 768), visual_st (B, 10, 512); HAN: audio
+(B, 10, 128), visual (B, 80, 2048), visual_st (B, 10, 512)), each with its own loss
+(``loss=han`` / ``loss=mmcse``; random per-second pseudo labels are supplied so every
+MM-CSE term runs). A training step is forward + loss + backward + AdamW step, under
+autocast with ``--precision bf16-mixed``. The network is prepared exactly as a run
+prepares it (``avvp_lit.run.prepare_network``: ``--fused auto`` picks the fused CPU
+kernels on a CPU in float32 without compile, the plain blocks elsewhere; ``--compile``
+compiles the network). Each model is measured in a fresh subprocess, so its peak memory
+is its own (RSS on CPU; ``torch.cuda.max_memory_allocated`` on CUDA). Step times are
+medians over ``--steps`` timed steps after ``--warmup`` untimed ones (which include the
+compilation).
 
 The work is counted too: ``train_gflop_per_video`` / ``infer_gflop_per_video`` are the
 matrix-product FLOPs of one video's step (``torch.utils.flop_counter``, which counts
 matmuls, convolutions and attention, not elementwise ops), and ``train_gflops`` the
-rate the timed steps sustained. ``flop_ratio`` (MM-CSE / HAN training FLOPs per video)
-is the step-time ratio the two models would have at equal FLOP throughput: a step-time
-ratio far below it would need MM-CSE to run its products faster than HAN runs its own.
+rate the timed steps sustained.
 
 JSON: ``{"han": {"train_videos_per_s", "infer_videos_per_s", "peak_rss_mb",
-"train_gflop_per_video", "train_gflops", ...}, "mmcse": {...}, "step_time_ratio",
-"flop_ratio"}`` with step_time_ratio = MM-CSE / HAN step time.
+"peak_cuda_mb" (CUDA), "train_gflop_per_video", "train_gflops", "fused", ...},
+"mmcse": {...}, "settings": {...}}``.
 """
 
 from __future__ import annotations
@@ -37,14 +43,23 @@ MODELS = ("han", "mmcse")
 FLOP_COUNT_VIDEOS = 4
 
 
-def _compose(model: str) -> Any:
+INPUT_SHAPES = {
+    "valor": {"audio": (64, 768), "visual": (10, 768), "visual_st": (10, 512)},
+    "han": {"audio": (10, 128), "visual": (80, 2048), "visual_st": (10, 512)},
+}
+PRECISIONS = ("32", "bf16-mixed")
+
+
+def _compose(model: str, features: str) -> Any:
     from hydra import compose, initialize_config_module
 
     with initialize_config_module(config_module="avvp_lit.conf", version_base="1.3"):
-        return compose(overrides=[f"+model={model}", "model/projection=han", f"+loss={model}"])
+        return compose(
+            overrides=[f"+model={model}", f"model/projection={features}", f"+loss={model}"]
+        )
 
 
-def _batch(batch_size: int, device: Any, seed: int = 0) -> dict[str, Any]:
+def _batch(batch_size: int, device: Any, features: str, seed: int = 0) -> dict[str, Any]:
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -55,10 +70,9 @@ def _batch(batch_size: int, device: Any, seed: int = 0) -> dict[str, Any]:
     def binary(*shape: int) -> torch.Tensor:
         return (torch.rand(*shape, generator=g) < 0.15).float().to(device)
 
+    shapes = INPUT_SHAPES[features]
     return {
-        "audio": rand(batch_size, 10, 128),
-        "visual": rand(batch_size, 80, 2048),
-        "visual_st": rand(batch_size, 10, 512),
+        **{name: rand(batch_size, *shape) for name, shape in shapes.items()},
         "label": binary(batch_size, 25),
         "pl_audio": binary(batch_size, 10, 25),
         "pl_visual": binary(batch_size, 10, 25),
@@ -89,28 +103,57 @@ def count_gflop(fn: Any, videos: int) -> float:
 
 
 def measure(
-    model: str, *, batch_size: int, device: str, threads: int, warmup: int, steps: int
+    model: str,
+    *,
+    batch_size: int,
+    device: str,
+    threads: int,
+    warmup: int,
+    steps: int,
+    features: str = "valor",
+    precision: str = "32",
+    compile: bool = False,
+    fused: str = "auto",
 ) -> dict[str, Any]:
     """Measure one model in this process (the worker side)."""
+    import contextlib
+
     import hydra
     import torch
+    from omegaconf import OmegaConf
+
+    from avvp_lit.models.fused import is_fused
+    from avvp_lit.run import prepare_network
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = _compose(model)
+    cfg = _compose(model, features)
     dev = torch.device(device)
     network = hydra.utils.instantiate(cfg.model).to(dev)
+    run_settings = {
+        "compile": compile,
+        "fused": {"auto": "auto", "true": True, "false": False}[fused],
+        "trainer": {"accelerator": dev.type, "precision": precision},
+    }
+    prepare_network(network, OmegaConf.create(run_settings))
     loss_fn = hydra.utils.instantiate(cfg.loss).to(dev)
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4, weight_decay=1e-3)
-    batch = _batch(batch_size, dev)
+    batch = _batch(batch_size, dev, features)
+
+    def autocast() -> Any:
+        if precision == "bf16-mixed":
+            return torch.autocast(dev.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def sync() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
     def forward_backward(inputs: dict[str, Any]) -> None:
-        output = network(inputs["audio"], inputs["visual"], inputs["visual_st"])
-        loss_fn(output, inputs)["total"].backward()
+        with autocast():
+            output = network(inputs["audio"], inputs["visual"], inputs["visual_st"])
+            total = loss_fn(output, inputs)["total"]
+        total.backward()
 
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -118,19 +161,24 @@ def measure(
         optimizer.step()
 
     def infer_step() -> None:
-        with torch.inference_mode():
+        with torch.no_grad(), autocast():
             network(batch["audio"], batch["visual"], batch["visual_st"])
 
     # FLOPs are linear in the batch: count them on a few videos (AdamW has no products)
     few = {k: v[:FLOP_COUNT_VIDEOS] for k, v in batch.items()}
     videos = len(few["audio"])
-    network.train()
-    train_gflop = count_gflop(lambda: forward_backward(few), videos)
-    optimizer.zero_grad(set_to_none=True)
-    network.eval()
-    with torch.inference_mode():
+    counted = hydra.utils.instantiate(cfg.model).to(dev)  # uncompiled: counted op by op
+    counted.load_state_dict(network.state_dict())
+
+    def counted_step() -> None:
+        output = counted(few["audio"], few["visual"], few["visual_st"])
+        loss_fn(output, few)["total"].backward()
+
+    train_gflop = count_gflop(counted_step, videos)
+    counted.eval()
+    with torch.no_grad():
         infer_gflop = count_gflop(
-            lambda: network(few["audio"], few["visual"], few["visual_st"]), videos
+            lambda: counted(few["audio"], few["visual"], few["visual_st"]), videos
         )
     network.train()
     train_times = _timed(train_step, warmup, steps, sync)
@@ -150,6 +198,7 @@ def measure(
         "infer_step_s": infer,
         "train_step_times_s": train_times,
         "parameters": sum(p.numel() for p in network.parameters()),
+        "fused": is_fused(network),
     }
     if dev.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
@@ -173,6 +222,13 @@ def _run_worker(model: str, args: argparse.Namespace) -> dict[str, Any]:
         str(args.warmup),
         "--steps",
         str(args.steps),
+        "--features",
+        args.features,
+        "--precision",
+        args.precision,
+        "--fused",
+        args.fused,
+        *(["--compile"] if args.compile else []),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -188,6 +244,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (CPU)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--features", default="valor", choices=tuple(INPUT_SHAPES))
+    parser.add_argument("--precision", default="32", choices=PRECISIONS)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument(
+        "--fused", default="auto", choices=("auto", "true", "false"), help="fused CPU kernels"
+    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
     return parser
@@ -203,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             warmup=args.warmup,
             steps=args.steps,
+            features=args.features,
+            precision=args.precision,
+            compile=args.compile,
+            fused=args.fused,
         )
         print(json.dumps(result))
         return 0
@@ -210,9 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:
         results[model] = _run_worker(model, args)
         r = results[model]
+        memory = (
+            f"peak CUDA {r['peak_cuda_mb']:7.0f} MB"
+            if "peak_cuda_mb" in r
+            else f"peak RSS {r['peak_rss_mb']:7.0f} MB"
+        )
         print(
-            f"{model:6s} train {r['train_videos_per_s']:8.1f} videos/s  "
-            f"infer {r['infer_videos_per_s']:8.1f} videos/s  peak RSS {r['peak_rss_mb']:7.0f} MB  "
+            f"{model:6s} {'fused' if r['fused'] else 'plain'}  "
+            f"train {r['train_videos_per_s']:8.1f} videos/s  "
+            f"infer {r['infer_videos_per_s']:8.1f} videos/s  {memory}  "
             f"train {r['train_gflop_per_video']:.3f} GFLOP/video at {r['train_gflops']:.1f} GFLOP/s"
         )
     if "han" in results and "mmcse" in results:
@@ -231,7 +303,13 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "warmup": args.warmup,
         "steps": args.steps,
-        "inputs": "HAN-shaped: audio (B,10,128), visual (B,80,2048), visual_st (B,10,512)",
+        "features": args.features,
+        "inputs": {
+            name: [args.batch_size, *shape] for name, shape in INPUT_SHAPES[args.features].items()
+        },
+        "precision": args.precision,
+        "compile": args.compile,
+        "fused": args.fused,
     }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

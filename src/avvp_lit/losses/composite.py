@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from avvp_lit.losses.terms import Batch, LossTerm
 from avvp_lit.models.output import ParsingOutput
+from avvp_lit.models.precision import float32_forward
 
 
 class CompositeLoss(nn.Module):
@@ -16,7 +19,8 @@ class CompositeLoss(nn.Module):
 
     ``terms`` maps names to :class:`LossTerm` instances (``conf/loss/*.yaml``); a ``None``
     entry is dropped, so ``loss.terms.<name>=null`` (or ``~loss.terms.<name>``) removes a
-    term from the command line.
+    term from the command line. The terms are computed in float32, also under bf16
+    autocast (``trainer.precision=bf16-mixed``).
     """
 
     def __init__(self, *, terms: Mapping[str, LossTerm | None]) -> None:
@@ -34,6 +38,14 @@ class CompositeLoss(nn.Module):
         return {name: term.weight for name, term in self.terms.items()}
 
     def forward(self, output: ParsingOutput, batch: Batch) -> dict[str, torch.Tensor]:
+        fields = {field.name: getattr(output, field.name) for field in dataclasses.fields(output)}
+        return self._weighted_terms(fields, batch)
+
+    @float32_forward
+    def _weighted_terms(self, fields: dict[str, Any], batch: Batch) -> dict[str, torch.Tensor]:
+        """The terms in float32 (under autocast too): ``fields`` are the output's, as a
+        dict so that ``custom_fwd`` casts them."""
+        output = ParsingOutput(**fields)
         values = {name: term.weight * term(output, batch) for name, term in self.terms.items()}
         values["total"] = torch.stack(list(values.values())).sum()
         return values

@@ -21,8 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avvp_lit.models.kernels import Dropout
-
 
 def _init_linear_(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
     """nn.Linear's default initialisation, for each stacked branch."""
@@ -88,7 +86,7 @@ class ClassBranches(nn.Module):
             GroupedLinear(in_dim=out_dim, out_dim=out_dim, groups=num_branches)
             for _ in range(num_layers - 1)
         )
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.first(F.relu(x)))  # (B, T, G, d)
@@ -133,7 +131,7 @@ class DynamicBackgroundFusion(nn.Module):
             nn.ReLU(),
             nn.Linear(hidden_dim, hidden_dim // 2),
             nn.ReLU(),
-            Dropout(dropout),
+            nn.Dropout(dropout),
             nn.Linear(hidden_dim // 2, 1),
         )
         self.reduce = nn.Linear(2 * class_dim, class_dim)

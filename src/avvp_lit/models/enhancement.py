@@ -8,12 +8,16 @@ each from the layer inputs.
 
 FGSE layer (AVVP.md §5.3), switchable parts chosen by config:
 - SECM (``conf/model/secm``: ``attention`` | ``none`` | ``intra_only`` | ``cross_only``):
-  :class:`SECM` holds ``intra`` (attention among the K class tokens of a second) and
-  ``cross`` (the same with keys/values from the other modality) — each an attention
-  block or :class:`NoAttention`;
+  :class:`SECM` holds ``intra`` (:class:`IntraModalAttention`, among the K class tokens
+  of one second) and ``cross`` (:class:`CrossModalAttention`, keys and values from the
+  other modality), or :class:`NoAttention`;
 - LGSF (``conf/model/lgsf``: ``gated_global`` | ``none`` | ...): :class:`LGSF` holds
-  ``intra`` (:class:`GatedGlobalIntra`) and ``cross`` (:class:`GatedGlobalCross`) — or
+  ``intra`` (:class:`GatedGlobalIntra`) and ``cross`` (:class:`GatedGlobalCross`), or
   :class:`NoGating`, which passes the SECM stream through.
+
+Everything here is plain PyTorch, so ``torch.compile`` traces a layer as one graph and
+autocast runs it in bf16. ``avvp_lit.models.fused`` has an optional CPU fast path with
+the same parameters (see ``model.fused``).
 """
 
 from __future__ import annotations
@@ -24,61 +28,62 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avvp_lit.models.kernels import class_token_attention, gated_global, norm_feed_forward
-
 Maps = dict[str, torch.Tensor]
 
 
-class _ClassTokenAttention(nn.Module):
-    """Residual multi-head attention among the K class tokens of one second.
+class ClassTokenAttention(nn.MultiheadAttention):
+    """SECM attention: ``s = z + MHA(z, o, o)`` among the K class tokens of one second.
 
-    Parameters named as ``nn.MultiheadAttention``'s (``in_proj_weight`` (3d, d),
-    ``in_proj_bias``, ``out_proj``). ``forward(z, need_weights)`` with z (2, B, T, K, d)
-    returns ``s = z + MHA(...)`` (2, B, T, K, d) and, with ``need_weights``, the
-    head-averaged maps (B, T, K, K) of each modality under ``map_names`` (else ``{}``).
+    ``nn.MultiheadAttention`` itself (its parameters, initialisation and attention
+    dropout, applied to the weights; the returned maps are the weights after dropout, as
+    in the original). Subclasses say where keys and values come from (:meth:`other`) and
+    name the maps of the audio and visual queries (``map_names``).
+    ``forward(z, need_weights)``: z (2, B, T, K, d) -> s (2, B, T, K, d) and, with
+    ``need_weights``, the head-averaged maps (B, T, K, K) per modality (else ``{}``).
     """
 
-    cross = False  # keys/values from the other modality
-    map_names = ("aa", "vv")  # the maps of the audio and the visual queries
+    map_names: tuple[str, str]
 
     def __init__(self, *, dim: int, num_heads: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
-        self.out_proj = nn.Linear(dim, dim)
-        nn.init.xavier_uniform_(self.in_proj_weight)
-        nn.init.zeros_(self.out_proj.bias)
+        super().__init__(dim, num_heads, dropout=dropout, batch_first=True)
 
-    def forward(self, z: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, Maps]:
+    def other(self, z: torch.Tensor) -> torch.Tensor:
+        """The tokens that keys and values are made from, (2, B, T, K, d)."""
+        raise NotImplementedError
+
+    def forward(  # type: ignore[override]
+        self, z: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, Maps]:
         m, b, t, k, d = z.shape
-        s, maps = class_token_attention(
-            z.reshape(m, b * t, k, d),
-            self.in_proj_weight,
-            self.in_proj_bias,
-            self.out_proj.weight,
-            self.out_proj.bias,
-            num_heads=self.num_heads,
-            cross=self.cross,
-            need_weights=need_weights,
-            dropout=self.dropout if self.training else 0.0,
-        )  # s = z + out_proj(attention): (2, B·T, K, d); maps (2, B·T, K, K) or None
-        if maps is None:
-            return s.view_as(z), {}
-        maps = maps.view(m, b, t, k, k)
-        return s.view_as(z), dict(zip(self.map_names, maps.unbind(0), strict=True))
+        query = z.reshape(m * b * t, k, d)  # one sequence of K tokens per (modality, second)
+        source = self.other(z).reshape(m * b * t, k, d)
+        attended, weights = super().forward(
+            query, source, source, need_weights=need_weights, average_attn_weights=True
+        )  # (2·B·T, K, d), (2·B·T, K, K) or None
+        s = z + attended.view_as(z)  # (2, B, T, K, d)
+        if weights is None:
+            return s, {}
+        maps = weights.view(m, b, t, k, k).unbind(0)  # audio queries, visual queries
+        return s, dict(zip(self.map_names, maps, strict=True))
 
 
-class IntraModalAttention(_ClassTokenAttention):
-    """SECM intra: queries, keys and values from the same modality's class tokens."""
+class IntraModalAttention(ClassTokenAttention):
+    """SECM intra: ``s1 = z + MHA(z, z, z)``; maps ``aa`` (audio), ``vv`` (visual)."""
+
+    map_names = ("aa", "vv")
+
+    def other(self, z: torch.Tensor) -> torch.Tensor:
+        return z
 
 
-class CrossModalAttention(_ClassTokenAttention):
-    """SECM cross: queries from this modality, keys and values from the other one."""
+class CrossModalAttention(ClassTokenAttention):
+    """SECM cross: ``s2 = z + MHA(z, o, o)``, o the other modality at the same second;
+    maps ``av`` (audio queries), ``va`` (visual queries)."""
 
-    cross = True
     map_names = ("av", "va")
+
+    def other(self, z: torch.Tensor) -> torch.Tensor:
+        return z.flip(0)
 
 
 class NoAttention(nn.Module):
@@ -89,7 +94,7 @@ class NoAttention(nn.Module):
 
 
 class SECM(nn.Module):
-    """Semantic-enhanced co-occurrence modelling: ``intra`` and ``cross`` attention parts.
+    """Segment-wise event co-occurrence modelling: ``intra`` and ``cross`` attention parts.
 
     Either part can be switched off (``intra=False`` / ``cross=False``); the maps it
     would produce (``aa``/``vv`` for intra, ``av``/``va`` for cross) are then absent.
@@ -117,81 +122,51 @@ class SECM(nn.Module):
         )
 
 
-class GatedUpdate:
-    """An LGSF result ``i = z + gate·g`` kept factored (gate (2, B, T, K, 1), g (2, B, 1,
-    K, d)): a linear map of i is ``W z + gate·(W g)``, so the layer never materialises i.
+def gated_global_feature(
+    local: torch.Tensor, global_source: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LGSF's gate and global feature, per class across time (time on axis 2).
+
+    ``g = mean_t global_source_t`` (2, B, 1, K, d), ``r_t = sigmoid(cos(local_t, g))``
+    (2, B, T, K, 1); local, global_source (2, B, T, K, d), both after their relu.
     """
-
-    def __init__(self, gate: torch.Tensor, glob: torch.Tensor) -> None:
-        self.gate = gate
-        self.glob = glob
-
-    def add_projection(self, out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """``out + W (i - z)`` = out + gate·(W g); out (2, B, T, K, d').
-
-        Out of place: ``out`` is a view of a matmul result, and an in-place update of a
-        view makes autograd copy the whole gradient in the backward pass.
-        """
-        return torch.addcmul(out, self.gate, F.linear(self.glob, weight))
-
-
-class StreamUpdate:
-    """An LGSF part that is off: ``i = s`` (the SECM stream); ``W (i - z) = W (s - z)``.
-
-    With the SECM part off too, s is z itself and the update is zero: nothing to add.
-    """
-
-    def __init__(self, stream: torch.Tensor, base: torch.Tensor) -> None:
-        self.stream = stream
-        self.base = base
-
-    def add_projection(self, out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        if self.stream is self.base:
-            return out
-        return out + F.linear(self.stream - self.base, weight)
+    g = global_source.mean(dim=2, keepdim=True)  # (2, B, 1, K, d)
+    r = torch.sigmoid(F.cosine_similarity(local, g, dim=-1)).unsqueeze(-1)  # (2, B, T, K, 1)
+    return r, g
 
 
 class GatedGlobalIntra(nn.Module):
-    """LGSF intra, per class across time (AVVP.md §5.3).
-
-    ``h_t = relu(glob1 s_t)``, ``g = mean_t relu(glob2 s_t)``, ``r_t = sigmoid(cos(h_t, g))``;
-    the result is ``i = z + r_t·g`` (as a :class:`GatedUpdate`). s, z (2, B, T, K, d).
-    """
+    """LGSF intra: ``h_t = relu(G1 s1_t)``, ``g = mean_t relu(G2 s1_t)``,
+    ``r_t = sigmoid(cos(h_t, g))``; ``i1 = z + r_t·g``. s, z (2, B, T, K, d) -> i1, same."""
 
     def __init__(self, *, dim: int) -> None:
         super().__init__()
         self.glob1 = nn.Linear(dim, dim)
         self.glob2 = nn.Linear(dim, dim)
 
-    def forward(self, s: torch.Tensor, z: torch.Tensor) -> GatedUpdate:
-        p_global = self.glob2(s)  # (2, B, T, K, d); glob1(s) runs inside the kernel
-        return GatedUpdate(
-            *gated_global(s, self.glob1.weight, self.glob1.bias, p_global, cross=False)
-        )
+    def forward(self, s: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        r, g = gated_global_feature(F.relu(self.glob1(s)), F.relu(self.glob2(s)))
+        return z + r * g  # (2, B, T, K, d)
 
 
 class GatedGlobalCross(nn.Module):
-    """LGSF cross: the gate compares this stream with the OTHER modality's global feature.
-
-    ``h_t = relu(glob s_t)``, ``g = mean_t relu(glob o_t)`` (o: the other modality's layer
-    input, same ``glob``), ``r_t = sigmoid(cos(h_t, g))``; ``i = z + r_t·g``.
-    """
+    """LGSF cross: ``h_t = relu(G s2_t)``, ``g = mean_t relu(G o_t)`` (o: the OTHER
+    modality's layer input, same G), ``r_t = sigmoid(cos(h_t, g))``; ``i2 = z + r_t·g``."""
 
     def __init__(self, *, dim: int) -> None:
         super().__init__()
         self.glob = nn.Linear(dim, dim)
 
-    def forward(self, s: torch.Tensor, z: torch.Tensor) -> GatedUpdate:
-        # glob(z) of the other modality gives g: the kernel flips it over the modality axis
-        glob = self.glob
-        return GatedUpdate(*gated_global(s, glob.weight, glob.bias, glob(z), cross=True))
+    def forward(self, s: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        r, g = gated_global_feature(F.relu(self.glob(s)), F.relu(self.glob(z.flip(0))))
+        return z + r * g  # (2, B, T, K, d)
 
 
 class NoGating(nn.Module):
     """LGSF part switched off: the SECM stream passes through unchanged (``i = s``)."""
 
-    def forward(self, s: torch.Tensor, z: torch.Tensor) -> StreamUpdate:
-        return StreamUpdate(s, z)
+    def forward(self, s: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return s
 
 
 class LGSF(nn.Module):
@@ -222,25 +197,15 @@ class FGSELayer(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.linear1 = nn.Linear(dim, ffn_dim)
         self.linear2 = nn.Linear(ffn_dim, dim)
-        self.dropout = dropout  # inside the feed-forward block
+        self.dropout = nn.Dropout(dropout)  # inside the feed-forward block
 
     def forward(self, z: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, Maps]:
-        s1, intra_maps = self.secm.intra(z, need_weights)
+        s1, intra_maps = self.secm.intra(z, need_weights)  # (2, B, T, K, d)
         i1 = self.lgsf.intra(s1, z)
         s2, cross_maps = self.secm.cross(z, need_weights)
         i2 = self.lgsf.cross(s2, z)
-        # fc1(i1) + fc2(i2) with i = z + (i - z): (W1 + W2) z + W1 (i1 - z) + W2 (i2 - z) + b
-        weight = self.fc1.weight + self.fc2.weight
-        mixed = F.linear(z, weight, self.fc1.bias + self.fc2.bias)  # (2, B, T, K, d)
-        mixed = i1.add_projection(mixed, self.fc1.weight)
-        mixed = i2.add_projection(mixed, self.fc2.weight)
-        out = norm_feed_forward(  # linear2(drop(relu(linear1(norm1(mixed)))))
-            mixed,
-            self.norm1,
-            self.linear1,
-            self.linear2,
-            dropout=self.dropout if self.training else 0.0,
-        )
+        y = self.norm1(self.fc1(i1) + self.fc2(i2))  # (2, B, T, K, d)
+        out = self.linear2(self.dropout(F.relu(self.linear1(y))))  # (2, B, T, K, d)
         return out, {**intra_maps, **cross_maps}
 
 

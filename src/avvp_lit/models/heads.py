@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avvp_lit.models.precision import float32_forward
+
 
 class HeadLogits(NamedTuple):
     """Three (B, T, 2, K) tensors; modality axis index 0 audio, 1 visual."""
@@ -71,13 +73,18 @@ class MMILPooling(nn.Module):
     ``av_att = softmax_modality(modality)``;
     ``global_prob = Σ_t Σ_m frame_att·frame_prob·av_att``,
     ``a_prob = Σ_t (frame_att·frame_prob)[audio]``, ``v_prob`` likewise.
-    Returns a dict of ``global_prob``, ``a_prob``, ``v_prob`` (B, K), ``frame_prob`` (B, T, 2, K).
+    Takes the three :class:`HeadLogits` tensors (``pooling(*logits)``); returns a dict of
+    ``global_prob``, ``a_prob``, ``v_prob`` (B, K), ``frame_prob`` (B, T, 2, K). Always in
+    float32 (also under bf16 autocast): these are the probabilities that are thresholded.
     """
 
-    def forward(self, logits: HeadLogits) -> dict[str, torch.Tensor]:
-        frame_prob = torch.sigmoid(logits.frame)  # (B, T, 2, K)
-        frame_att = F.softmax(logits.time, dim=1)  # over T
-        av_att = F.softmax(logits.modality, dim=2)  # over modalities
+    @float32_forward
+    def forward(
+        self, frame: torch.Tensor, time: torch.Tensor, modality: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        frame_prob = torch.sigmoid(frame)  # (B, T, 2, K)
+        frame_att = F.softmax(time, dim=1)  # over T
+        av_att = F.softmax(modality, dim=2)  # over modalities
         temporal = frame_att * frame_prob  # (B, T, 2, K)
         return {
             "global_prob": (temporal * av_att).sum(dim=2).sum(dim=1),  # (B, K)

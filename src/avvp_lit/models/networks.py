@@ -102,7 +102,7 @@ class ClassWiseParsingNetwork(ParsingNetwork):
         z = torch.stack([tok_a.events, tok_v.events])  # (2, B, T, K, d)
         z, maps = self.enhancement(z)  # (2, B, T, K, d), maps (B, T, K, K)
         logits = self.heads(z)  # 3 × (B, T, 2, K)
-        pooled = self.pooling(logits)
+        pooled = self.pooling(*logits)
         return ParsingOutput(
             frame_logits=logits.frame,
             attn_maps=maps,
@@ -157,5 +157,5 @@ class HolisticParsingNetwork(ParsingNetwork):
         z, _ = self.enhancement(torch.stack([x_a, x_v]))  # (2, B, T, H)
         logits = self.heads(z)  # 3 × (B, T, 2, K)
         return ParsingOutput(
-            frame_logits=logits.frame, holistic_a=x_a, holistic_v=x_v, **self.pooling(logits)
+            frame_logits=logits.frame, holistic_a=x_a, holistic_v=x_v, **self.pooling(*logits)
         )

@@ -1,17 +1,21 @@
-"""Hand-written autograd functions for MM-CSE's hot paths.
+"""The fused CPU path of MM-CSE's FGSE layers: hand-written autograd functions.
 
-The FGSE layers run over B·T·K·2 class tokens (32,000 at batch 64, one (N, 128) float
-tensor = 16 MB), so every elementwise pass, every saved intermediate and every large
-fresh buffer counts. Written with autograd's op-by-op graph, the attention over 25
-tokens, the cosine gate and the feed-forward block spend more time in copies,
-broadcasts, reductions, dropout masks and page faults than in matrix products, and keep
-several full-size intermediates alive for the backward pass. The functions here compute
-the same values with few passes, save only what their backward pass needs (recomputing
-cheap intermediates instead), and keep buffers at or below ~25 MB, which glibc's
-allocator reuses, instead of ~50-65 MB ones that are mapped and page-faulted afresh each
-time. ``tests/test_models_kernels.py`` checks each against the plain formulas, values
-and gradients, and with ``gradcheck``; ``tests/test_models_reference.py`` checks the
-whole network's gradients against an op-by-op implementation.
+The plain blocks (``avvp_lit.models.enhancement``) are the reference: they read as the
+paper, compile and run in bf16, and every GPU run uses them. This module is an
+optimisation for one case, float32 training on a CPU without ``torch.compile``, where
+it is measured faster and leaner (README, "Speed"); the run selects it there
+(``fused=auto``, see ``avvp_lit.run.prepare_network``) by switching the blocks of a
+built network to the fused subclasses below (:func:`use_fused`: same parameters,
+state-dict keys and order).
+
+Why it is faster on a CPU: the FGSE layers run over B·T·K·2 class tokens (32,000 at
+batch 64, one (N, 128) float tensor = 16 MB), so every elementwise pass, every saved
+intermediate and every large fresh buffer counts. The functions here compute the same
+values with few passes, save only what their backward pass needs (recomputing cheap
+intermediates instead), draw dropout masks from cheap seeded uniforms that the backward
+pass regenerates, and keep buffers at or below ~25 MB, which glibc's allocator reuses.
+``tests/test_models_fused.py`` checks each against the plain blocks, values and
+gradients, and with ``gradcheck``.
 
 - :func:`class_token_attention`: SECM's residual multi-head attention (intra / cross);
 - :func:`gated_global`: LGSF's gate and time-averaged global feature;
@@ -29,6 +33,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from avvp_lit.models.enhancement import (
+    ClassTokenAttention,
+    CrossModalAttention,
+    FGSELayer,
+    GatedGlobalCross,
+    GatedGlobalIntra,
+    IntraModalAttention,
+    Maps,
+    NoGating,
+)
+from avvp_lit.models.precision import float32_backward, float32_forward
 
 MASK_STREAMS = 4  # independent generator streams per mask: fixed, so masks never depend
 # on the thread count, and filled in parallel (a CPU uniform draw is single-threaded)
@@ -103,23 +119,6 @@ class Dropout(torch.nn.Dropout):
         return x * keep_scale(tuple(x.shape), 1.0 - self.p, like=x)[0]
 
 
-def _apply_float32(function: type[torch.autograd.Function], *args: Any) -> Any:
-    """``function.apply(*args)``, in float32 with autocast off when autocast is on.
-
-    The kernels mix their inputs in explicit matrix products; under mixed precision
-    (``trainer.precision=bf16-mixed``) they run in float32, like autocast's own
-    float32 ops, and return float32.
-    """
-    device = next(a for a in args if isinstance(a, torch.Tensor)).device.type
-    if not torch.is_autocast_enabled(device):
-        return function.apply(*args)
-    args = tuple(
-        a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args
-    )
-    with torch.autocast(device_type=device, enabled=False):
-        return function.apply(*args)
-
-
 def _heads_first(x: torch.Tensor, heads: int) -> torch.Tensor:
     """(N, L, h·hd) (possibly a view) -> contiguous (N·h, L, hd)."""
     n, length, d = x.shape
@@ -159,6 +158,7 @@ class _ClassTokenAttention(torch.autograd.Function):
         return attn, used, torch.bmm(used, v)
 
     @staticmethod
+    @float32_forward
     def forward(
         ctx: Any,
         z: torch.Tensor,
@@ -201,6 +201,7 @@ class _ClassTokenAttention(torch.autograd.Function):
         return s, maps
 
     @staticmethod
+    @float32_backward
     @once_differentiable
     def backward(
         ctx: Any, grad_s: torch.Tensor, grad_maps: torch.Tensor | None
@@ -260,8 +261,8 @@ def class_token_attention(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """See :class:`_ClassTokenAttention`: z (M, N, L, d) -> s (M, N, L, d) and the maps
     (M, N, L, L) or None."""
-    return _apply_float32(
-        _ClassTokenAttention, z, w_in, b_in, w_out, b_out, num_heads, cross, need_weights, dropout
+    return _ClassTokenAttention.apply(
+        z, w_in, b_in, w_out, b_out, num_heads, cross, need_weights, dropout
     )
 
 
@@ -278,6 +279,7 @@ class _GatedGlobal(torch.autograd.Function):
     """
 
     @staticmethod
+    @float32_forward
     def forward(
         ctx: Any,
         s: torch.Tensor,
@@ -302,6 +304,7 @@ class _GatedGlobal(torch.autograd.Function):
         return gate.unsqueeze(-1), glob
 
     @staticmethod
+    @float32_backward
     @once_differentiable
     def backward(
         ctx: Any, grad_gate: torch.Tensor | None, grad_glob: torch.Tensor | None
@@ -345,7 +348,7 @@ def gated_global(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """See :class:`_GatedGlobal`: s, p_global (M, B, T, K, d) -> gate (M, B, T, K, 1),
     global feature (M, B, 1, K, d)."""
-    return _apply_float32(_GatedGlobal, s, w_local, b_local, p_global, cross, eps)
+    return _GatedGlobal.apply(s, w_local, b_local, p_global, cross, eps)
 
 
 CHUNK_ELEMENTS = 1 << 22  # rows per chunk of the (N, ffn) hidden layer: 16 MiB in float32
@@ -369,6 +372,7 @@ class _NormFeedForward(torch.autograd.Function):
     """
 
     @staticmethod
+    @float32_forward
     def forward(
         ctx: Any,
         x: torch.Tensor,
@@ -398,6 +402,7 @@ class _NormFeedForward(torch.autograd.Function):
         return out
 
     @staticmethod
+    @float32_backward
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, mean, rstd, passed, ln_w, ln_b, w1, b1, w2 = ctx.saved_tensors
@@ -433,8 +438,7 @@ def norm_feed_forward(
 ) -> torch.Tensor:
     """See :class:`_NormFeedForward`; x (..., d) -> (..., d)."""
     flat = x.reshape(-1, x.shape[-1])
-    out = _apply_float32(
-        _NormFeedForward,
+    out = _NormFeedForward.apply(
         flat,
         norm.weight,
         norm.bias,
@@ -446,3 +450,165 @@ def norm_feed_forward(
         dropout,
     )
     return out.view(*x.shape[:-1], -1)
+
+
+# ---------------------------------------------------------------- the fused blocks
+# Each is a subclass of a plain block with no state of its own (same parameters, keys
+# and order), so :func:`use_fused` can switch a built network between the two in place.
+
+
+class _FusedClassTokenAttention(ClassTokenAttention):
+    """A SECM attention part on :func:`class_token_attention` (``cross``: keys and values
+    from the other modality)."""
+
+    cross: bool
+
+    def forward(  # type: ignore[override]
+        self, z: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, Maps]:
+        m, b, t, k, d = z.shape
+        s, maps = class_token_attention(
+            z.reshape(m, b * t, k, d),
+            self.in_proj_weight,
+            self.in_proj_bias,
+            self.out_proj.weight,
+            self.out_proj.bias,
+            num_heads=self.num_heads,
+            cross=self.cross,
+            need_weights=need_weights,
+            dropout=self.dropout if self.training else 0.0,
+        )  # s = z + out_proj(attention): (2, B·T, K, d); maps (2, B·T, K, K) or None
+        if maps is None:
+            return s.view_as(z), {}
+        maps = maps.view(m, b, t, k, k)
+        return s.view_as(z), dict(zip(self.map_names, maps.unbind(0), strict=True))
+
+
+class FusedIntraModalAttention(_FusedClassTokenAttention, IntraModalAttention):
+    """Fused :class:`~avvp_lit.models.enhancement.IntraModalAttention`."""
+
+    cross = False
+
+
+class FusedCrossModalAttention(_FusedClassTokenAttention, CrossModalAttention):
+    """Fused :class:`~avvp_lit.models.enhancement.CrossModalAttention`."""
+
+    cross = True
+
+
+class GatedUpdate:
+    """An LGSF result ``i = z + gate·g`` kept factored (gate (2, B, T, K, 1), g (2, B, 1,
+    K, d)): a linear map of i is ``W z + gate·(W g)``, so the layer never materialises i.
+    """
+
+    def __init__(self, gate: torch.Tensor, glob: torch.Tensor) -> None:
+        self.gate = gate
+        self.glob = glob
+
+    def add_projection(self, out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``out + W (i - z)`` = out + gate·(W g); out (2, B, T, K, d').
+
+        Out of place: ``out`` is a view of a matmul result, and an in-place update of a
+        view makes autograd copy the whole gradient in the backward pass.
+        """
+        return torch.addcmul(out, self.gate, F.linear(self.glob, weight))
+
+
+class StreamUpdate:
+    """An LGSF part that is off: ``i = s`` (the SECM stream); ``W (i - z) = W (s - z)``.
+
+    With the SECM part off too, s is z itself and the update is zero: nothing to add.
+    """
+
+    def __init__(self, stream: torch.Tensor, base: torch.Tensor) -> None:
+        self.stream = stream
+        self.base = base
+
+    def add_projection(self, out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.stream is self.base:
+            return out
+        return out + F.linear(self.stream - self.base, weight)
+
+
+class FusedGatedGlobalIntra(GatedGlobalIntra):
+    """Fused :class:`~avvp_lit.models.enhancement.GatedGlobalIntra`: a :class:`GatedUpdate`."""
+
+    def forward(self, s: torch.Tensor, z: torch.Tensor) -> GatedUpdate:  # type: ignore[override]
+        p_global = self.glob2(s)  # (2, B, T, K, d); glob1(s) runs inside the kernel
+        return GatedUpdate(
+            *gated_global(s, self.glob1.weight, self.glob1.bias, p_global, cross=False)
+        )
+
+
+class FusedGatedGlobalCross(GatedGlobalCross):
+    """Fused :class:`~avvp_lit.models.enhancement.GatedGlobalCross`: a :class:`GatedUpdate`."""
+
+    def forward(self, s: torch.Tensor, z: torch.Tensor) -> GatedUpdate:  # type: ignore[override]
+        glob = self.glob  # glob(z) of the other modality gives g: the kernel flips it
+        return GatedUpdate(*gated_global(s, glob.weight, glob.bias, glob(z), cross=True))
+
+
+class FusedNoGating(NoGating):
+    """Fused :class:`~avvp_lit.models.enhancement.NoGating`: a :class:`StreamUpdate`."""
+
+    def forward(self, s: torch.Tensor, z: torch.Tensor) -> StreamUpdate:  # type: ignore[override]
+        return StreamUpdate(s, z)
+
+
+class FusedFGSELayer(FGSELayer):
+    """:class:`~avvp_lit.models.enhancement.FGSELayer` with the LGSF results kept factored
+    and the LayerNorm + feed-forward block in :func:`norm_feed_forward`.
+
+    ``fc1(i1) + fc2(i2)`` with ``i = z + (i - z)`` is ``(W1 + W2) z + W1 (i1 - z) +
+    W2 (i2 - z) + b``: one (N, d) product on z, and the updates at their factored size.
+    """
+
+    def forward(self, z: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, Maps]:
+        s1, intra_maps = self.secm.intra(z, need_weights)
+        i1 = self.lgsf.intra(s1, z)
+        s2, cross_maps = self.secm.cross(z, need_weights)
+        i2 = self.lgsf.cross(s2, z)
+        weight = self.fc1.weight + self.fc2.weight
+        mixed = F.linear(z, weight, self.fc1.bias + self.fc2.bias)  # (2, B, T, K, d)
+        mixed = i1.add_projection(mixed, self.fc1.weight)
+        mixed = i2.add_projection(mixed, self.fc2.weight)
+        out = norm_feed_forward(  # linear2(drop(relu(linear1(norm1(mixed)))))
+            mixed,
+            self.norm1,
+            self.linear1,
+            self.linear2,
+            dropout=self.dropout.p if self.training else 0.0,
+        )
+        return out, {**intra_maps, **cross_maps}
+
+
+FUSED_BLOCKS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
+    IntraModalAttention: FusedIntraModalAttention,
+    CrossModalAttention: FusedCrossModalAttention,
+    GatedGlobalIntra: FusedGatedGlobalIntra,
+    GatedGlobalCross: FusedGatedGlobalCross,
+    NoGating: FusedNoGating,
+    FGSELayer: FusedFGSELayer,
+    torch.nn.Dropout: Dropout,
+}
+PLAIN_BLOCKS = {fused: plain for plain, fused in FUSED_BLOCKS.items()}
+
+
+def use_fused(network: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """Switch every block of ``network`` that has a fused twin to it (``enabled``) or back
+    to the plain block, in place; parameters, buffers and state-dict keys are untouched.
+
+    A fused FGSE layer expects fused LGSF parts (it reads their factored results), so a
+    network is switched whole, never block by block.
+    """
+    table = FUSED_BLOCKS if enabled else PLAIN_BLOCKS
+    for module in network.modules():
+        target = table.get(type(module))
+        if target is not None:
+            module.__class__ = target
+    return network
+
+
+def is_fused(network: torch.nn.Module) -> bool:
+    """Whether any block of ``network`` runs a fused kernel."""
+    return any(type(module) in PLAIN_BLOCKS for module in network.modules())
