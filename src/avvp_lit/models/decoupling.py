@@ -29,6 +29,11 @@ def _init_linear_(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None
     nn.init.uniform_(bias, -bound, bound)
 
 
+class BranchDropout(nn.Dropout):
+    """``nn.Dropout`` between the layers of the class branches; a class of its own so that
+    the fused CPU path (``models/fused.py``) can give exactly these masks a cheaper draw."""
+
+
 class StackedLinear(nn.Module):
     """G independent Linear(in_dim, out_dim) on the SAME input, as one matrix product.
 
@@ -86,7 +91,7 @@ class ClassBranches(nn.Module):
             GroupedLinear(in_dim=out_dim, out_dim=out_dim, groups=num_branches)
             for _ in range(num_layers - 1)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = BranchDropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.first(F.relu(x)))  # (B, T, G, d)
@@ -131,7 +136,7 @@ class DynamicBackgroundFusion(nn.Module):
             nn.ReLU(),
             nn.Linear(hidden_dim, hidden_dim // 2),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            BranchDropout(dropout),
             nn.Linear(hidden_dim // 2, 1),
         )
         self.reduce = nn.Linear(2 * class_dim, class_dim)

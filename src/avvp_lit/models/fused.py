@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from avvp_lit.models.decoupling import BranchDropout
 from avvp_lit.models.enhancement import (
     ClassTokenAttention,
     CrossModalAttention,
@@ -110,7 +111,7 @@ def keep_scale(
     return mask.add_(keep).floor_().mul_(1.0 / keep), seeds
 
 
-class Dropout(torch.nn.Dropout):
+class Dropout(BranchDropout):
     """``nn.Dropout`` with the cheaper mask of :func:`keep_scale` (same distribution)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -589,7 +590,7 @@ FUSED_BLOCKS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
     GatedGlobalCross: FusedGatedGlobalCross,
     NoGating: FusedNoGating,
     FGSELayer: FusedFGSELayer,
-    torch.nn.Dropout: Dropout,
+    BranchDropout: Dropout,
 }
 PLAIN_BLOCKS = {fused: plain for plain, fused in FUSED_BLOCKS.items()}
 
