@@ -97,7 +97,7 @@ def runs_on_cpu(accelerator: str) -> bool:
 
 def fused_wins(*, accelerator: str, precision: str, compile: bool) -> bool:
     """Where the fused CPU kernels are measured faster than the plain blocks (README,
-    "Speed"): float32 on a CPU, not compiled. Everywhere else the plain blocks run."""
+    "Benchmarks"): float32 on a CPU, not compiled. Everywhere else the plain blocks run."""
     return runs_on_cpu(accelerator) and str(precision) in FLOAT32_PRECISIONS and not compile
 
 
