@@ -42,3 +42,9 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic tiny datasets, generated once for the whole session."""
+    return tmp_path_factory.mktemp("data")

@@ -8,12 +8,12 @@ import torch
 
 from avvp_lit.models.convert import (
     ConversionError,
-    load_network_file,
     load_official,
     main,
     official_model_config,
     to_official,
 )
+from avvp_lit.models.loading import NetworkFileError, read_network
 from tests.training import compose_raw
 
 SMALL_MMCSE = [
@@ -126,8 +126,8 @@ def test_avvp_convert_cli_round_trip(tmp_path, capsys):
     payload = torch.load(dst, weights_only=True)
     assert payload["format"] == "avvp-lit-network" and payload["arch"] == "han"
     assert set(payload) == {"format", "arch", "model_config", "state_dict"}
-    loaded = load_network_file(dst)
-    assert loaded.arch == "han" and loaded.model_config == payload["model_config"]
+    loaded = read_network(dst)
+    assert loaded.kind == "network file" and loaded.model_config == payload["model_config"]
     same_outputs(net, loaded.network.eval(), inputs("han"))
     direct = hydra.utils.instantiate(payload["model_config"])  # a plain Hydra config
     direct.load_state_dict(payload["state_dict"])
@@ -140,8 +140,10 @@ def test_avvp_convert_cli_reports_bad_checkpoints(tmp_path, capsys):
     assert main([str(src), str(tmp_path / "out.pt"), "--arch", "mmcse"]) == 2
     assert "missing" in capsys.readouterr().err
     assert not (tmp_path / "out.pt").exists()
-    with pytest.raises(ConversionError, match="not an avvp-lit-network file"):
-        load_network_file(src)
+    with pytest.raises(
+        NetworkFileError, match="neither an avvp-train checkpoint nor an avvp-convert"
+    ):
+        read_network(src)
 
 
 def test_avvp_convert_cli_on_golden_checkpoint(golden_dir, tmp_path):
@@ -149,5 +151,5 @@ def test_avvp_convert_cli_on_golden_checkpoint(golden_dir, tmp_path):
     assert main([str(golden_dir / "mmcse_clip.state_dict.pt"), str(dst), "--arch", "mmcse"]) == 0
     io = torch.load(golden_dir / "mmcse_clip.io.pt", weights_only=True)
     with torch.no_grad():
-        out = load_network_file(dst).network.eval()(**io["inputs"])
+        out = read_network(dst).network.eval()(**io["inputs"])
     assert (out.global_prob - io["outputs"]["global_prob"]).abs().max() <= 1e-5

@@ -101,3 +101,34 @@ def test_missing_videos_error_or_skip(tmp_path: Path) -> None:
     assert [n[:11] for n in lenient.split("train").filenames] == [
         n[:11] for n in names["train"][12:]
     ]
+
+
+def _train_batches(module: LLPDataModule, epoch: int) -> list[dict[str, torch.Tensor]]:
+    loader = module.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    return list(loader)
+
+
+def test_in_memory_train_batches_are_gathered_like_stacked_items(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    write_dataset(root, "valor", (11, 2, 2))
+    memory = LLPDataModule(root=root, batch_size=4, progress=False, shuffle_seed=3)
+    stream = LLPDataModule(root=root, batch_size=4, in_memory=False, progress=False, shuffle_seed=3)
+    assert memory.split("train").cache is not None and stream.split("train").cache is None
+    for epoch in (0, 1):
+        gathered, stacked = _train_batches(memory, epoch), _train_batches(stream, epoch)
+        assert [len(b["index"]) for b in gathered] == [4, 4, 3]
+        for a, b in zip(gathered, stacked, strict=True):
+            assert set(a) == set(b) == {*SHAPES["valor"], "pl_audio", "pl_visual", "label", "index"}
+            assert all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
+    assert memory.cache_device() == torch.device("cpu")  # no trainer: the host
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_in_memory_dataset_on_the_gpu_serves_device_batches(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    write_dataset(root, "valor", (5, 2, 2))
+    module = LLPDataModule(root=root, batch_size=4, progress=False)
+    dataset = module.split("train").to(torch.device("cuda"))
+    batch = next(iter(module.train_dataloader()))
+    assert dataset.device.type == "cuda" and all(v.is_cuda for v in batch.values())

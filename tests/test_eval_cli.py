@@ -140,7 +140,7 @@ def test_audio_label_versions_differ(annotations, tmp_path):
 def _run_error(annotations: Path, pred_file: Path, capsys, *extra: str) -> str:
     code = main([str(pred_file), "--annotations", str(annotations), *extra])
     captured = capsys.readouterr()
-    assert code == 1
+    assert code == 2
     assert "Traceback" not in captured.err
     assert captured.err.startswith("avvp-eval: error: ")
     return captured.err
@@ -274,7 +274,7 @@ def test_console_script_fails_cleanly(annotations, tmp_path):
         text=True,
         timeout=120,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert (
         f"pred.npz: field 'filenames' lacks 1 video(s) of the split: {VIDEOS[0]}" in result.stderr

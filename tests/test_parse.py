@@ -26,6 +26,7 @@ from torch import nn
 from avvp_lit.classes import CLASS_INDEX, CLASSES
 from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.metrics import binarize
+from avvp_lit.models.loading import register_block
 from avvp_lit.parse import EVENT_MODALITIES, extract_events, parse
 from avvp_lit.run import ConfigError
 from tests.datasets import write_dataset
@@ -45,6 +46,7 @@ class TinyOutput:
     attn_maps: dict[str, torch.Tensor] | None
 
 
+@register_block
 class TinyNet(nn.Module):
     """A stand-in parsing network for the HAN feature shapes (B, 10, 128) / (B, 80, 2048).
 
@@ -403,6 +405,7 @@ def test_cli_writes_outputs(
             f"input={root}",
             "split=val",
             "progress=false",
+            "trusted_blocks=[tests.test_parse.TinyNet]",
             f"hydra.run.dir={tmp_path / 'run'}",
         ],
         cwd=tmp_path,

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+
+from avvp_lit.data.synthetic import COMPLETE_MARKER
 
 
 def compose_raw(
@@ -37,3 +44,62 @@ def compose_config(name: str, overrides: list[str], output_dir: Path, data_dir: 
         cfg.data.progress = False
         del cfg.hydra
     return cfg
+
+
+def tiny_root(data_dir: Path, feature_set: str) -> Path:
+    from avvp_lit.data.synthetic import generate
+
+    root = data_dir / f"synthetic_{feature_set}_tiny"
+    if not (root / COMPLETE_MARKER).exists():
+        generate(root, features=feature_set, size="tiny", seed=0, progress=False)
+    return root
+
+
+def subprocess_train(run_dir: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
+    root = tiny_root(data_dir, "valor")
+    command = [
+        sys.executable,
+        "-m",
+        "avvp_lit.train",
+        "experiment=smoke",
+        "logger=csv",
+        f"data.root={root}",
+        f"hydra.run.dir={run_dir}",
+        "data.batch_size=4",
+        *extra,
+    ]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir.parent / f"{run_dir.name}.log"  # a file: a full pipe would stall the run
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process.log_path = log_path
+    return process
+
+
+def finish(process: subprocess.Popen, timeout: float) -> None:
+    try:
+        code = process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, process.log_path.read_text()[-3000:]
+
+
+def run_app(module: str, args: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    """Run a Hydra app's ``main()`` as its console script would; (exit status, stderr)."""
+    import importlib
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    for name in (None, *logging.root.manager.loggerDict):  # handlers on earlier tests' streams
+        logging.getLogger(name).handlers.clear()
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.delenv("AVVP_DEBUG", raising=False)
+    app = importlib.import_module(module)
+    with pytest.raises(SystemExit) as exit_:
+        app.main()
+    err = capsys.readouterr().err
+    return exit_.value.code, err

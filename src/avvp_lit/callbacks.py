@@ -1,27 +1,113 @@
-"""Lightning callbacks that belong to no single model."""
+"""Lightning callbacks and plugins that belong to no single model."""
 
 from __future__ import annotations
 
 import random
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from avvp_lit.utils.atomic import atomic_path
 
 
 class EpochSeeding(L.Callback):
-    """Re-seed every RNG at the start of each training epoch from (seed, epoch, rank).
+    """Re-seed every RNG at each training epoch's first batch from (seed, epoch, rank).
 
     An epoch's randomness (dropout, augmentation) then depends only on the state at its
-    start, so a run resumed from an end-of-epoch ``last.ckpt`` replays the interrupted
-    epoch exactly and reaches the same final metrics as an uninterrupted run.
+    start, so a run resumed from an end-of-epoch ``last.ckpt`` replays the next epochs
+    exactly and reaches the same final weights and metrics as an uninterrupted run. The
+    first batch, not ``on_train_epoch_start``: the DataLoader draws its base seed from the
+    global RNG when its iterator is made, which a resumed run does before that hook and
+    an uninterrupted run after it.
     """
 
     def __init__(self, *, seed: int) -> None:
         self.seed = seed
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx != 0:
+            return
         value = (self.seed * 100_003 + trainer.current_epoch * 1_009 + trainer.global_rank) % 2**31
         random.seed(value)
         np.random.seed(value)  # noqa: NPY002 (the global state is what user code draws from)
         torch.manual_seed(value)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints appear under their final name only when completely written (a
+    temporary sibling, synced, then renamed): a crash or a full disk never leaves a
+    truncated ``epoch_*.ckpt`` or ``last.ckpt``, and the previous ``last.ckpt`` stays
+    readable until the new one replaces it."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` with a ``last.ckpt`` of every finished epoch and a model
+    selection that survives a resume into a new directory.
+
+    Lightning (2.6) writes ``last.ckpt`` only at epochs that also saved a top-k checkpoint,
+    so after an epoch that did not improve, ``last.ckpt`` holds an older epoch and a resume
+    repeats work (and diverges from the uninterrupted run); here it is written at the end
+    of every epoch.
+
+    Lightning restores the best score only when the checkpoint directory is unchanged;
+    resumed elsewhere (``avvp-train ckpt_path=<old run>/checkpoints/last.ckpt`` in a new
+    run directory), the first epoch after the resume would always become "best" and
+    another epoch be tested. Here the best score and the selection state are restored
+    wherever the run continues, and the old run's best checkpoint is copied into the new
+    directory, so the new run tests the epoch the uninterrupted run would test.
+    """
+
+    def _save_last_if_skipped(self, trainer: L.Trainer, eligible: bool) -> None:
+        if eligible and self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        eligible = not (
+            self._should_skip_saving_checkpoint(trainer)
+            or self._should_save_on_train_epoch_end(trainer)
+        )
+        super().on_validation_end(trainer, pl_module)
+        self._save_last_if_skipped(trainer, eligible)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        eligible = not self._should_skip_saving_checkpoint(
+            trainer
+        ) and self._should_save_on_train_epoch_end(trainer)
+        super().on_train_epoch_end(trainer, pl_module)
+        self._save_last_if_skipped(trainer, eligible)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old_dir = state_dict.get("dirpath", self.dirpath)
+        if self.dirpath is None or old_dir == self.dirpath:
+            super().load_state_dict(state_dict)
+            return
+        self.best_model_score = state_dict["best_model_score"]
+        self.kth_value = state_dict.get("kth_value", self.kth_value)
+        best = state_dict.get("best_model_path") or ""
+        self.best_model_path = best
+        if best and Path(best).is_file():
+            copied = Path(self.dirpath) / Path(best).name
+            with atomic_path(copied) as tmp:
+                shutil.copyfile(best, tmp)
+            self.best_model_path = str(copied)
+            self.best_k_models = {str(copied): self.best_model_score}
+            self.kth_best_model_path = str(copied)
+        elif best:
+            warnings.warn(
+                f"the best checkpoint of the resumed run, {best}, is gone: the test will use "
+                "the best epoch of the remaining ones",
+                stacklevel=2,
+            )

@@ -34,7 +34,8 @@ from avvp_lit.figures import attention_figure, class_f1_figure, save_png, timeli
 from avvp_lit.metrics.functional import CLASS_F1_KEYS, LEVEL_TITLES
 from avvp_lit.models.output import MAP_KEYS
 from avvp_lit.parse import binarize_time_major
-from avvp_lit.predictions import PREDICTION_KEYS, atomic_write_bytes
+from avvp_lit.predictions import PREDICTION_KEYS
+from avvp_lit.utils.atomic import atomic_write_bytes
 
 MAX_GROUP_LENGTH = 128
 MAX_TAG_LENGTH = 64

@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 
 from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS
 from avvp_lit.metrics.functional import LEVEL_TITLES
-from avvp_lit.predictions import atomic_write_bytes
+from avvp_lit.utils.atomic import atomic_write_bytes
 
 AUDIO_COLOR = "#1f77b4"
 VISUAL_COLOR = "#ff7f0e"

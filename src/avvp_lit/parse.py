@@ -36,9 +36,11 @@ from avvp_lit.data.llp_stats import find_runs
 from avvp_lit.data.stores import FeatureStore, h5_file, open_store
 from avvp_lit.evaluate import load_network
 from avvp_lit.metrics import binarize, protocol_dict, resolve_thresholds
-from avvp_lit.predictions import PREDICTION_KEYS, atomic_write_bytes
+from avvp_lit.predictions import PREDICTION_KEYS
 from avvp_lit.progress import progress_bar
-from avvp_lit.run import ConfigError, exit_on_config_error
+from avvp_lit.run import ConfigError, run_task, validate_values
+from avvp_lit.utils.atomic import atomic_write_bytes
+from avvp_lit.utils.errors import run_hydra_app
 
 EVENT_MODALITIES: tuple[str, ...] = ("audio", "visual", "audio-visual")
 CSV_COLUMNS: tuple[str, ...] = ("filename", "class", "modality", "onset", "offset", "score")
@@ -381,12 +383,10 @@ def _device(name: str) -> str:
 def parse(cfg: DictConfig, console: Console | None = None) -> dict[str, Any]:
     """Parse every video of ``cfg.input`` with ``cfg.ckpt``; returns summary.json's content."""
     console = console or Console()
+    validate_values(cfg)
     metrics = OmegaConf.to_container(cfg.metrics, resolve=True)
-    try:
-        protocol = protocol_dict(**metrics)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"metrics: {error}") from None
-    network, network_config = load_network(cfg.ckpt)
+    protocol = protocol_dict(**metrics)
+    network, network_config = load_network(cfg.ckpt, cfg.get("trusted_blocks") or ())
     feature_set = cfg.feature_set or (network_config or {}).get("feature_set")
     source = open_source(
         cfg.input, split=cfg.split, feature_set=feature_set, store_kind=cfg.get("store", "auto")
@@ -439,11 +439,11 @@ def _report(console: Console, summary: Mapping[str, Any], out: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="parse")
 def _hydra_main(cfg: DictConfig) -> None:
-    exit_on_config_error("avvp-parse", parse, cfg)
+    run_task("avvp-parse", parse, cfg)
 
 
 def main() -> None:
-    _hydra_main()
+    run_hydra_app("avvp-parse", _hydra_main)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from avvp_lit.metrics.avvp import first_rows_by_index
+from avvp_lit.utils.atomic import atomic_write_bytes
 
 PREDICTION_KEYS = ("global_prob", "a_prob", "v_prob", "frame_prob")
 
@@ -44,15 +44,6 @@ class PredictionCollector(Metric):
         for key in PREDICTION_KEYS:
             result[key] = dim_zero_cat(getattr(self, key)).cpu()[rows].numpy()
         return result
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary sibling and rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def write_predictions(path: Path, filenames: list[str], predictions: dict[str, np.ndarray]) -> None:

@@ -43,7 +43,8 @@ from avvp_lit.metrics.functional import (
     level_metrics,
     short_title,
 )
-from avvp_lit.predictions import atomic_write_bytes
+from avvp_lit.utils.atomic import atomic_write_bytes
+from avvp_lit.utils.errors import InputError, add_debug_flag, run_cli
 
 DEFAULT_IGNORE: tuple[str, ...] = ("seed",)
 REFERENCE_LABEL = "full"
@@ -570,27 +571,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = add_debug_flag(build_parser()).parse_args(argv)
     # a log or a pipe gets the whole table instead of 80 wrapped columns
     console = Console(width=None if sys.stdout.isatty() else 160)
-    try:
-        report = build_report(
-            args.sweep_dir,
-            reference=args.reference,
-            ignore=tuple(args.ignore) if args.ignore else DEFAULT_IGNORE,
-        )
-    except (FileNotFoundError, KeyError) as error:
-        console.print(f"avvp-report: {error}", style="red", highlight=False)
-        return 2
-    paths = write_report(report, args.out, dpi=args.dpi)
-    for table in rich_tables(report):
-        console.print(table)
-    if report.failed:
-        console.print(f"{len(report.failed)} failed or unfinished runs:", style="red")
-        for run in report.failed:
-            console.print(f"  {run.name} ({report.own_overrides(run)}): {run.problem}")
-    console.print("wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
-    return 0
+
+    def body() -> int:
+        try:
+            report = build_report(
+                args.sweep_dir,
+                reference=args.reference,
+                ignore=tuple(args.ignore) if args.ignore else DEFAULT_IGNORE,
+            )
+        except KeyError as error:
+            raise InputError(str(error.args[0]) if error.args else str(error)) from error
+        paths = write_report(report, args.out, dpi=args.dpi)
+        for table in rich_tables(report):
+            console.print(table)
+        if report.failed:
+            console.print(f"{len(report.failed)} failed or unfinished runs:", style="red")
+            for run in report.failed:
+                console.print(f"  {run.name} ({report.own_overrides(run)}): {run.problem}")
+        console.print("wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
+        return 0
+
+    return run_cli("avvp-report", body, None if argv is None else list(argv))
 
 
 if __name__ == "__main__":

@@ -22,10 +22,10 @@ from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics, format_protocol
 from avvp_lit.metrics.functional import METRIC_TITLES
 from avvp_lit.predictions import (
     PREDICTION_KEYS,
-    atomic_write_bytes,
     trivial_baselines,
     write_predictions,
 )
+from avvp_lit.utils.atomic import atomic_write_bytes
 
 
 def config_hash(resolved_yaml: str) -> str:
@@ -42,7 +42,8 @@ def score_predictions(
     """The ten numbers for arrays in split order (used for the baselines)."""
     import torch
 
-    metric = AVVPMetrics(**metric_settings)
+    # local arrays, scored locally: under DDP only rank 0 gets here, so never synchronise
+    metric = AVVPMetrics(**metric_settings, sync_on_compute=False)
     tensors = {k: torch.from_numpy(np.ascontiguousarray(predictions[k])) for k in PREDICTION_KEYS}
     metric.update(
         **tensors,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,32 +10,43 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from avvp_lit.callbacks import AtomicCheckpointIO
 from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.metrics import GATINGS
 from avvp_lit.models.fused import use_fused
 from avvp_lit.module import AVVPModule
-from avvp_lit.predictions import atomic_write_bytes
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key and the allowed values."""
-
+from avvp_lit.utils.atomic import atomic_write_bytes
+from avvp_lit.utils.errors import InputError, exit_on_input_error, task_started
+from avvp_lit.utils.lock import run_directory_lock
 
 Result = TypeVar("Result")
 
 
-def exit_on_config_error(
-    program: str, task: Callable[[DictConfig], Result], cfg: DictConfig
-) -> Result:
-    """``task(cfg)``; a :class:`ConfigError` ends ``program`` with its message, exit status 2."""
-    try:
+class ConfigError(InputError):
+    """A config value that cannot work; the message names the key and the allowed values."""
+
+
+def run_task(program: str, task: Callable[[DictConfig], Result], cfg: DictConfig) -> Result:
+    """``task(cfg)`` inside a Hydra app, holding the run directory's lock
+    (:mod:`avvp_lit.utils.lock`): bad input (a :class:`ConfigError`, an annotation, feature
+    or checkpoint error, an unreadable file, a directory in use) ends ``program`` with one
+    line and exit status 2 (:mod:`avvp_lit.utils.errors`)."""
+    task_started()
+    return exit_on_input_error(program, _locked, task, cfg)
+
+
+def _locked(task: Callable[[DictConfig], Result], cfg: DictConfig) -> Result:
+    """Run ``task`` holding the run directory's lock (global rank 0; other ranks of a
+    multi-process run share their launcher's directory)."""
+    run_dir = OmegaConf.select(cfg, "paths.output_dir") or cfg.get("output_dir")
+    if run_dir is None or rank_zero_only.rank != 0:
         return task(cfg)
-    except ConfigError as error:
-        print(f"{program}: config error: {error}", file=sys.stderr)
-        sys.exit(2)
+    with run_directory_lock(run_dir):
+        return task(cfg)
 
 
 def _require_choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
@@ -45,13 +55,78 @@ def _require_choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None
         raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(allowed)}")
 
 
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# (key, what it must be, test): checked where the key exists, before any data is read
+VALUE_RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
+    ("seed", "an integer", _integer),
+    (
+        "trainer.max_epochs",
+        "an integer >= 1 (or -1)",
+        lambda v: _integer(v) and (v >= 1 or v == -1),
+    ),
+    (
+        "trainer.gradient_clip_val",
+        "null or a number >= 0",
+        lambda v: v is None or _number(v) and v >= 0,
+    ),
+    ("trainer.accumulate_grad_batches", "an integer >= 1", lambda v: _integer(v) and v >= 1),
+    ("data.batch_size", "an integer >= 1", lambda v: _integer(v) and v >= 1),
+    (
+        "data.eval_batch_size",
+        "null or an integer >= 1",
+        lambda v: v is None or _integer(v) and v >= 1,
+    ),
+    ("data.num_workers", "an integer >= 0", lambda v: _integer(v) and v >= 0),
+    ("batch_size", "an integer >= 1", lambda v: _integer(v) and v >= 1),
+    ("optimizer.lr", "a number > 0", lambda v: _number(v) and v > 0),
+    ("optimizer.weight_decay", "a number >= 0", lambda v: _number(v) and v >= 0),
+    ("scheduler.step_size", "an integer >= 1", lambda v: _integer(v) and v >= 1),
+    ("scheduler.gamma", "a number > 0", lambda v: _number(v) and v > 0),
+    ("metrics.video_threshold", "a number in [0, 1]", lambda v: _number(v) and 0 <= v <= 1),
+    ("metrics.segment_threshold", "a number in [0, 1]", lambda v: _number(v) and 0 <= v <= 1),
+    ("test", "true or false", lambda v: isinstance(v, bool)),
+)
+_ABSENT = object()
+
+
+def validate_values(cfg: DictConfig) -> None:
+    """Each value of :data:`VALUE_RULES` present in ``cfg`` has the right type and range,
+    and the metric protocol (gating, thresholds, per-class thresholds) is valid."""
+    for key, expected, test in VALUE_RULES:
+        try:
+            value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=True)
+        except Exception as error:  # an interpolation that does not resolve
+            raise ConfigError(f"{key}: {' '.join(str(error).split())[:200]}") from None
+        if value is not _ABSENT and not test(value):
+            raise ConfigError(f"{key}={value!r} is not allowed; it must be {expected}")
+    if cfg.get("metrics") is not None:
+        from avvp_lit.metrics.functional import protocol_dict
+
+        _require_choice(cfg, "metrics.gating", GATINGS)
+        try:
+            protocol_dict(**OmegaConf.to_container(cfg.metrics, resolve=True))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"metrics: {error}") from None
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Fail before any work on values whose mistakes would otherwise surface late."""
-    _require_choice(cfg, "metrics.gating", GATINGS)
+    validate_values(cfg)
     _require_choice(cfg, "data.feature_set", tuple(FEATURE_SETS))
     _require_choice(cfg, "data.audio_labels", ("pre2024", "current"))
     _require_choice(cfg, "data.on_missing", ("error", "skip"))
     _require_choice(cfg, "data.store", ("auto", "npy", "h5"))
+    if OmegaConf.select(cfg, "data.on_device", default="auto") not in ("auto", True, False):
+        raise ConfigError(
+            f"data.on_device={cfg.data.on_device!r} is not allowed; choose auto, true or false"
+        )
     _validate_execution(cfg)
     expected = OmegaConf.select(cfg, "model.feature_set")
     if expected is not None and expected != cfg.data.feature_set:
@@ -165,9 +240,15 @@ def build_module(cfg: DictConfig, network: nn.Module | None = None) -> AVVPModul
 
 
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the run's callbacks and loggers; checkpoints
+    are written atomically (:class:`~avvp_lit.callbacks.AtomicCheckpointIO`)."""
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
+    plugins = [instantiate(p) for p in cfg.trainer.get("plugins") or []]
+    plugins.append(AtomicCheckpointIO())
+    return instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins, **overrides
+    )
 
 
 def write_tested_split(

@@ -15,14 +15,28 @@ import lightning as L
 from omegaconf import DictConfig
 from rich.console import Console
 
+from avvp_lit.models.loading import check_weights_fit, checkpoint_network_state, load_payload
+from avvp_lit.module import AVVPModule
 from avvp_lit.run import (
+    ConfigError,
     build_module,
     build_trainer,
-    exit_on_config_error,
+    run_task,
     validate_config,
     write_resolved_config,
     write_tested_split,
 )
+from avvp_lit.utils.errors import run_hydra_app
+
+
+def check_resume_checkpoint(path: str, module: AVVPModule) -> None:
+    """Before any work: ``ckpt_path`` is an `avvp-train` checkpoint (read with
+    ``weights_only=True``) whose weights fit this run's network."""
+    payload = load_payload(path)
+    state = checkpoint_network_state(payload, source=path)
+    check_weights_fit(module.network, state, source=path)
+    if "loops" not in payload or "optimizer_states" not in payload:
+        raise ConfigError(f"ckpt_path={path}: a weights-only checkpoint cannot resume training")
 
 
 def train(cfg: DictConfig) -> dict[str, Any] | None:
@@ -32,9 +46,11 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_module(cfg)
+    if cfg.get("ckpt_path"):
+        check_resume_checkpoint(cfg.ckpt_path, module)
     trainer = build_trainer(cfg)
     resolved = write_resolved_config(cfg, trainer)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     if trainer.interrupted:
         console.print("training interrupted: last.ckpt holds the last finished epoch")
         return None
@@ -43,7 +59,9 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     checkpointing = trainer.checkpoint_callback
     best = checkpointing.best_model_path if checkpointing else ""
     best_val = checkpointing.best_model_score if checkpointing else None
-    trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    trainer.test(
+        module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True
+    )
     if not trainer.is_global_zero:
         return None
     return write_tested_split(
@@ -60,13 +78,13 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
 
 @hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    payload = exit_on_config_error("avvp-train", train, cfg)
+    payload = run_task("avvp-train", train, cfg)
     # the Optuna sweeper maximises this: the model-selection score, never a test number
     return None if payload is None else payload["val_seg_type_best"]
 
 
 def main() -> None:
-    _hydra_main()
+    run_hydra_app("avvp-train", _hydra_main)
 
 
 if __name__ == "__main__":

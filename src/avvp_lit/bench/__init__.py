@@ -1,4 +1,4 @@
-"""`avvp-bench WHAT ...`: throughput benchmarks that print figures (data, metrics, models).
+"""`avvp-bench WHAT ...`: throughput benchmarks that print figures (data, metrics, models, recipe).
 
 Each benchmark lives in its own module `avvp_lit.bench.<what>` exposing `main(argv)`.
 """
@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("data", "metrics", "models")
+from avvp_lit.utils.errors import run_cli
+
+BENCHMARKS = ("data", "metrics", "models", "recipe")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: avvp-bench {{{','.join(BENCHMARKS)}}} [options]", file=sys.stderr)
         return 2
     module = importlib.import_module(f"avvp_lit.bench.{argv[0]}")
-    return int(module.main(argv[1:]) or 0)
+    return run_cli(f"avvp-bench {argv[0]}", lambda: int(module.main(argv[1:]) or 0), argv)
 
 
 if __name__ == "__main__":

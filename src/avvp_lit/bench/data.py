@@ -20,6 +20,7 @@ from avvp_lit.data.annotations import SPLIT_FILES, WEAK_COLUMNS, feature_id
 from avvp_lit.data.datamodule import LLPDataModule
 from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.data.pack import pack
+from avvp_lit.utils.atomic import atomic_write_bytes
 
 FEATURE_SET = "han"
 
@@ -83,5 +84,5 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:>14}: {results[name]:9.1f} videos/s")
     payload = {"videos": args.videos, "feature_set": FEATURE_SET, "videos_per_s": results}
     if args.json:
-        args.json.write_text(json.dumps(payload, indent=2))
+        atomic_write_bytes(args.json, json.dumps(payload, indent=2).encode())
     return 0

@@ -20,6 +20,7 @@ import torch
 
 from avvp_lit.classes import NUM_CLASSES, NUM_SEGMENTS
 from avvp_lit.metrics import GATINGS, AVVPMetrics, evaluate
+from avvp_lit.utils.atomic import atomic_write_bytes
 
 
 def random_case(videos: int, *, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        atomic_write_bytes(args.json, (json.dumps(figures, indent=2) + "\n").encode())
     return 0
 
 

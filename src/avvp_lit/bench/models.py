@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avvp_lit.utils.atomic import atomic_write_bytes
+
 MODELS = ("han", "mmcse")
 FLOP_COUNT_VIDEOS = 4
 
@@ -312,8 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "fused": args.fused,
     }
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+        atomic_write_bytes(args.json, json.dumps(results, indent=2).encode())
     return 0
 
 

@@ -17,6 +17,7 @@ and overlapping rows merge.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from avvp_lit.classes import CLASS_INDEX, NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.utils.errors import InputError
 
 SPLIT_FILES: dict[str, str] = {
     "train": "AVVP_train.csv",
@@ -54,7 +56,7 @@ RELEASED_DENSE_MD5: frozenset[str] = frozenset(
 )
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError):
     """Bad annotation input; the message names the file, line and field."""
 
 
@@ -82,19 +84,33 @@ def _error(path: Path, line: int, column: str, problem: str) -> AnnotationError:
     return AnnotationError(f"{path}:{line}: field '{column}': {problem}")
 
 
+def _decode(path: Path) -> str:
+    """The file as UTF-8 text, a leading byte-order mark (spreadsheet exports) dropped;
+    other bytes are an error naming the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise AnnotationError(
+            f"{path}:{line}: byte {data[error.start]:#04x} is not UTF-8 text (save the file "
+            "as UTF-8)"
+        ) from None
+
+
 def _read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     """Read a tab-separated annotation file as strings, checking header and column counts.
+    Cells and header names are stripped of surrounding whitespace.
 
     Returns a frame with the expected columns plus ``line`` (1-based line number in the file).
     """
     path = Path(path)
     if not path.is_file():
         raise AnnotationError(f"{path}: annotation file not found")
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
+    lines = _decode(path).splitlines()
     if not lines:
         raise AnnotationError(f"{path}:1: empty file, expected header {'<TAB>'.join(columns)}")
-    header = tuple(lines[0].split("\t"))
+    header = tuple(cell.strip() for cell in lines[0].split("\t"))
     if header != columns:
         raise AnnotationError(
             f"{path}:1: header {'<TAB>'.join(header)!r} does not match the expected "
@@ -104,7 +120,7 @@ def _read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        cells = line.split("\t")
+        cells = [cell.strip() for cell in line.split("\t")]
         if len(cells) != len(columns):
             raise AnnotationError(
                 f"{path}:{number}: expected {len(columns)} tab-separated columns "
@@ -309,6 +325,35 @@ def annotation_path(root: Path, name: str) -> Path:
     return path
 
 
+def _other_eval_videos(root: Path, split: str) -> set[str]:
+    """The videos of the other evaluation split (the dense files cover val and test)."""
+    other = {"val": "test", "test": "val"}[split]
+    path = root / SPLIT_FILES[other]
+    return set(read_weak_labels(path).filenames) if path.is_file() else set()
+
+
+def _check_dense_matches(dense: DenseLabels, weak: WeakLabels, known: set[str]) -> None:
+    """No dense row matching the split is an error; rows matching no evaluation video
+    are a warning (with counts), except in the released files, which have a few."""
+    rows = np.asarray(dense.filenames, dtype=object)
+    in_split = np.isin(rows, np.asarray(weak.filenames, dtype=object))
+    if len(rows) and len(weak.filenames) and not in_split.any():
+        raise AnnotationError(
+            f"{dense.path}: none of its {len(rows)} rows names a video of {weak.path} "
+            f"(first row: {rows[0]!r}, first video: {weak.filenames[0]!r})"
+        )
+    if dense.released:
+        return
+    unmatched = [name for name in rows if name not in known]
+    if unmatched:
+        shown = ", ".join(map(str, unmatched[:3])) + (" ..." if len(unmatched) > 3 else "")
+        warnings.warn(
+            f"{dense.path}: {len(unmatched)} of {len(rows)} rows match no evaluation video "
+            f"({shown}); they are ignored",
+            stacklevel=3,
+        )
+
+
 def load_split(root: Path, split: str, audio_labels: str = "pre2024") -> SplitAnnotations:
     """Load one split (``train``, ``val``, ``test``) of a dataset folder.
 
@@ -328,6 +373,9 @@ def load_split(root: Path, split: str, audio_labels: str = "pre2024") -> SplitAn
     if split != "train":
         audio = read_dense_labels(annotation_path(root, AUDIO_LABEL_FILES[audio_labels]))
         visual = read_dense_labels(annotation_path(root, VISUAL_LABEL_FILE))
+        known = set(weak.filenames) | _other_eval_videos(root, split)
+        for dense in (audio, visual):
+            _check_dense_matches(dense, weak, known)
         gt_audio = rasterise(audio, weak.filenames)
         gt_visual = rasterise(visual, weak.filenames)
         files.update(audio=audio.path, visual=visual.path)

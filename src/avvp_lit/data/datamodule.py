@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from avvp_lit.data.annotations import SplitAnnotations, load_split
 from avvp_lit.data.features import FeatureError, FeatureSet
@@ -69,8 +69,10 @@ def drop_missing(
 class LLPDataset(Dataset):
     """One split: features from a store, labels from the annotations.
 
-    ``in_memory`` reads every video once (with a progress bar) into stacked tensors;
-    otherwise each item is read from the store on access (HDF5 handles per worker).
+    ``in_memory`` reads every video once (with a progress bar) into stacked tensors, and a
+    DataLoader batch is then one gather per key (:meth:`__getitems__`), on whichever device
+    :meth:`to` moved the tensors to; otherwise each item is read from the store on access
+    (HDF5 handles per worker) and the DataLoader stacks them.
     """
 
     def __init__(
@@ -118,6 +120,34 @@ class LLPDataset(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def to(self, device: torch.device) -> LLPDataset:
+        """Move the in-memory tensors to ``device`` (a GPU run's cache lives on the GPU, so
+        no batch is copied from the host); a streaming dataset stays on the host."""
+        if self.cache is None:
+            return self
+        self.cache = {k: v.to(device) for k, v in self.cache.items()}
+        self.labels = self.labels.to(device)
+        if self.dense is not None:
+            self.dense = {k: v.to(device) for k, v in self.dense.items()}
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.labels.device
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor] | list[dict]:
+        """A whole batch: one gather per key from the in-memory tensors (the DataLoader
+        passes it through :func:`pass_batch`); streaming datasets return items."""
+        if self.cache is None:
+            return [self[i] for i in indices]
+        index = torch.as_tensor(indices, dtype=torch.long).to(self.device)
+        batch = {k: v[index] for k, v in self.cache.items()}
+        batch["label"] = self.labels[index]
+        batch["index"] = index
+        if self.dense is not None:
+            batch.update({k: v[index] for k, v in self.dense.items()})
+        return batch
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if self.cache is not None:
             item = {k: v[index] for k, v in self.cache.items()}
@@ -129,6 +159,11 @@ class LLPDataset(Dataset):
         if self.dense is not None:
             item.update({k: v[index] for k, v in self.dense.items()})
         return item
+
+
+def pass_batch(batch: dict[str, torch.Tensor] | list[dict]) -> dict[str, torch.Tensor]:
+    """The DataLoader's collate: gathered batches pass through, items are stacked."""
+    return batch if isinstance(batch, dict) else default_collate(batch)
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -157,6 +192,9 @@ class LLPDataModule(L.LightningDataModule):
     ``synthetic`` (keyword arguments of ``avvp_lit.data.synthetic.generate``) makes
     ``prepare_data`` generate the built-in synthetic dataset at ``root`` when it is absent.
     ``test_split`` is the split the test loop scores (``avvp-evaluate split=val``).
+    ``on_device`` (auto | true | false) keeps an ``in_memory`` dataset on the trainer's
+    device; ``auto``: on a CUDA device (the batches are then gathered there, with no
+    per-step host copy), on the host otherwise.
     """
 
     def __init__(
@@ -177,6 +215,7 @@ class LLPDataModule(L.LightningDataModule):
         shuffle_seed: int = 0,
         test_split: str = "test",
         progress: bool = True,
+        on_device: str | bool = "auto",
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -194,6 +233,7 @@ class LLPDataModule(L.LightningDataModule):
         self.shuffle_seed = shuffle_seed
         self.test_split = test_split
         self.progress = progress
+        self.on_device = on_device
         self.datasets: dict[str, LLPDataset] = {}
 
     @property
@@ -224,14 +264,23 @@ class LLPDataModule(L.LightningDataModule):
             annotations = drop_missing(
                 load_split(self.root, name, self.audio_labels), store, on_missing=self.on_missing
             )
-            self.datasets[name] = LLPDataset(
+            dataset = LLPDataset(
                 annotations,
                 store,
                 in_memory=self.in_memory,
                 with_pseudo_labels=name == "train",
                 progress=self.progress,
             )
+            self.datasets[name] = dataset.to(self.cache_device())
         return self.datasets[name]
+
+    def cache_device(self) -> torch.device:
+        """Where the in-memory tensors live: the trainer's device where ``on_device``
+        asks for it (``auto``: a CUDA device), else the host."""
+        trainer = getattr(self, "trainer", None)
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        wanted = device.type == "cuda" if self.on_device == "auto" else bool(self.on_device)
+        return device if wanted and self.in_memory else torch.device("cpu")
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": (self.test_split,)}
@@ -239,14 +288,15 @@ class LLPDataModule(L.LightningDataModule):
             self.split(name)
 
     def _loader(self, name: str, *, shuffle: bool, batch_size: int) -> DataLoader:
-        workers = self.num_workers
         dataset = self.split(name)
+        workers = self.num_workers if dataset.device.type == "cpu" else 0
         return DataLoader(
             dataset,
             batch_size=batch_size,
+            collate_fn=pass_batch,
             sampler=EpochShuffleSampler(len(dataset), seed=self.shuffle_seed) if shuffle else None,
             num_workers=workers,
-            pin_memory=self.pin_memory,
+            pin_memory=self.pin_memory and dataset.device.type == "cpu",
             persistent_workers=workers > 0,
             multiprocessing_context=self.multiprocessing_context if workers > 0 else None,
         )

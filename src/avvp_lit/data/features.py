@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from avvp_lit.classes import NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.utils.errors import InputError
 
 
-class FeatureError(ValueError):
+class FeatureError(InputError):
     """A feature array that does not match its declaration, or is missing."""
 
 

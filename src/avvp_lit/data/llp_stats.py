@@ -40,6 +40,7 @@ from avvp_lit.data.annotations import (
     load_split,
     md5sum,
 )
+from avvp_lit.utils.atomic import atomic_write_bytes
 
 STATS_FORMAT = 1
 MODALITIES = ("audio", "visual")
@@ -210,7 +211,7 @@ def dumps(value: Any, indent: int = 0) -> str:
 
 
 def write_statistics(stats: dict[str, Any], path: Path) -> None:
-    Path(path).write_text(dumps(stats) + "\n", encoding="utf-8")
+    atomic_write_bytes(path, (dumps(stats) + "\n").encode())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ partial file from the first video not yet written.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from avvp_lit.data.annotations import SPLIT_FILES, read_weak_labels
 from avvp_lit.data.features import FEATURE_SETS, FeatureError, FeatureSet, get_feature_set
 from avvp_lit.data.stores import H5_IDS, NpyStore
 from avvp_lit.progress import progress_bar
+from avvp_lit.utils.errors import add_debug_flag, run_cli
 
 WRITTEN = "written"
 CHUNK = 64
@@ -83,12 +85,20 @@ def _create(path: Path, spec: FeatureSet, videos: list[str]) -> None:
 
 
 def _resumable(path: Path, spec: FeatureSet, videos: list[str]) -> bool:
+    """Whether a partial pack can be continued: readable, same feature set and videos."""
     try:
         with h5py.File(path, "r") as handle:
             stored = [v.decode() for v in handle[H5_IDS][()]]
+            handle[WRITTEN][()]
             return handle.attrs.get("feature_set") == spec.name and stored == videos
-    except (OSError, KeyError):
+    except (OSError, KeyError, ValueError):
         return False
+
+
+def _store_bytes(spec: FeatureSet, videos: int) -> int:
+    """The float32 payload of a packed store (HDF5 overhead is small beside it)."""
+    per_video = sum(4 * int(np.prod(m.shape)) for m in spec.modalities)
+    return videos * per_video
 
 
 def pack(
@@ -108,8 +118,22 @@ def pack(
     if not videos:
         raise FeatureError(f"{root}: no videos to pack")
     partial = out.with_name(out.name + ".partial")
-    if not (resume and partial.exists() and _resumable(partial, spec, videos)):
-        out.parent.mkdir(parents=True, exist_ok=True)
+    resuming = resume and partial.exists() and _resumable(partial, spec, videos)
+    if resume and partial.exists() and not resuming:
+        print(
+            f"warning: {partial} cannot be resumed (damaged or another list of videos); "
+            "packing from the start",
+            file=sys.stderr,
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    needed = _store_bytes(spec, len(videos)) - (partial.stat().st_size if resuming else 0)
+    free = shutil.disk_usage(out.parent).free
+    if needed > free:
+        raise FeatureError(
+            f"{out}: packing {len(videos)} videos needs about {needed / 2**30:.2f} GiB, "
+            f"{out.parent} has {free / 2**30:.2f} GiB free"
+        )
+    if not resuming:
         _create(partial, spec, videos)
     with h5py.File(partial, "r+") as handle:
         todo = np.flatnonzero(~handle[WRITTEN][()])
@@ -149,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted pack")
     parser.add_argument("--on-missing", choices=("error", "skip"), default="error")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         path = pack(
             args.root,
             args.out,
@@ -158,11 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             on_missing=args.on_missing,
         )
-    except (FeatureError, ValueError) as error:
-        print(f"avvp-pack: error: {error}", file=sys.stderr)
-        return 1
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
-    return 0
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+        return 0
+
+    return run_cli("avvp-pack", body, argv)
 
 
 if __name__ == "__main__":

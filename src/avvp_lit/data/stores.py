@@ -85,8 +85,11 @@ class NpyStore(FeatureStore):
             raise FeatureError(
                 f"video {video!r}, modality {key!r}: {path} does not exist"
             ) from None
-        except ValueError as error:
-            raise FeatureError(f"video {video!r}, modality {key!r}: {path}: {error}") from None
+        except (ValueError, EOFError, OSError) as error:
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise FeatureError(
+                f"video {video!r}, modality {key!r}: {path}: not a readable .npy file ({reason})"
+            ) from None
 
 
 class H5Store(FeatureStore):
@@ -99,11 +102,19 @@ class H5Store(FeatureStore):
         self.path = Path(path)
         if not self.path.is_file():
             raise FeatureError(f"{self.path}: HDF5 feature store not found")
-        with h5py.File(self.path, "r") as handle:
-            stored = str(handle.attrs.get("feature_set", ""))
-            if not handle.attrs.get("complete", False):
-                raise FeatureError(f"{self.path}: incomplete HDF5 store (an interrupted pack?)")
-            ids = [i.decode() if isinstance(i, bytes) else str(i) for i in handle[H5_IDS][()]]
+        try:
+            with h5py.File(self.path, "r") as handle:
+                stored = str(handle.attrs.get("feature_set", ""))
+                if not handle.attrs.get("complete", False):
+                    raise FeatureError(f"{self.path}: incomplete HDF5 store (an interrupted pack?)")
+                if H5_IDS not in handle:
+                    raise FeatureError(
+                        f"{self.path}: no '{H5_IDS}' dataset (not an avvp-pack store)"
+                    )
+                ids = [i.decode() if isinstance(i, bytes) else str(i) for i in handle[H5_IDS][()]]
+        except OSError as error:
+            reason = " ".join(str(error).split())
+            raise FeatureError(f"{self.path}: not a readable HDF5 file ({reason})") from None
         requested = feature_set.name if isinstance(feature_set, FeatureSet) else feature_set
         if requested is not None and requested != stored:
             raise FeatureError(
@@ -132,7 +143,13 @@ class H5Store(FeatureStore):
             row = self._row[video]
         except KeyError:
             raise FeatureError(f"video {video!r} is not in {self.path}") from None
-        return self._file()[key][row]
+        try:
+            return self._file()[key][row]
+        except (OSError, KeyError) as error:
+            reason = " ".join(str(error).split())
+            raise FeatureError(
+                f"video {video!r}, modality {key!r}: {self.path}: cannot read ({reason})"
+            ) from None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

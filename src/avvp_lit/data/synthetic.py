@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -66,6 +65,8 @@ from avvp_lit.data.annotations import (
 from avvp_lit.data.features import FEATURE_SETS, Modality
 from avvp_lit.data.llp_stats import find_runs, load_embedded_statistics, parse_pattern
 from avvp_lit.progress import progress_bar
+from avvp_lit.utils.errors import InputError, add_debug_flag, run_cli
+from avvp_lit.utils.lock import process_alive
 
 GENERATOR_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -560,6 +561,14 @@ def _partial_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.partial-{os.getpid()}"
 
 
+def _remove_abandoned_partials(out: Path) -> None:
+    """Delete the hidden partial folders of generations whose process is gone (killed)."""
+    for partial in out.parent.glob(f".{out.name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or not process_alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
 def _occupied(path: Path) -> bool:
     return path.exists() and not (path.is_dir() and not any(path.iterdir()))
 
@@ -592,6 +601,7 @@ def generate(
         )
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_partials(out)
     partial = _partial_dir(out)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
@@ -663,22 +673,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        knobs = SyntheticKnobs(**{f.name: getattr(args, f.name) for f in fields(SyntheticKnobs)})
-        generate(
-            args.out,
-            features=args.features,
-            size=args.size,
-            seed=args.seed,
-            knobs=knobs,
-            progress=not args.quiet,
-            overwrite=args.overwrite,
-        )
-    except (FileExistsError, ValueError) as error:
-        print(f"avvp-synth: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    args = add_debug_flag(build_parser()).parse_args(argv)
+
+    def body() -> int:
+        try:
+            knobs = SyntheticKnobs(
+                **{f.name: getattr(args, f.name) for f in fields(SyntheticKnobs)}
+            )
+            generate(
+                args.out,
+                features=args.features,
+                size=args.size,
+                seed=args.seed,
+                knobs=knobs,
+                progress=not args.quiet,
+                overwrite=args.overwrite,
+            )
+        except ValueError as error:
+            raise InputError(str(error)) from error
+        return 0
+
+    return run_cli("avvp-synth", body, None if argv is None else list(argv))
 
 
 if __name__ == "__main__":

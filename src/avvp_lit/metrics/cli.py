@@ -38,6 +38,8 @@ from avvp_lit.metrics.functional import (
     protocol_dict,
     scores_from_counts,
 )
+from avvp_lit.utils.atomic import atomic_write_bytes
+from avvp_lit.utils.errors import InputError, add_debug_flag, run_cli
 
 PROB_FIELDS: dict[str, tuple[int, ...]] = {
     "global_prob": (NUM_CLASSES,),
@@ -48,7 +50,7 @@ PROB_FIELDS: dict[str, tuple[int, ...]] = {
 SHOWN = 5
 
 
-class EvalInputError(ValueError):
+class EvalInputError(InputError):
     """Bad command-line input; the message is printed as is."""
 
 
@@ -215,8 +217,7 @@ def write_per_video(path: Path, video_scores: torch.Tensor, filenames: Sequence[
     lines = ["filename\t" + "\t".join(METRIC_NAMES)]
     for name, row in zip(filenames, (100.0 * video_scores).tolist(), strict=True):
         lines.append(name + "\t" + "\t".join(f"{x:.6f}" for x in row))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
 def _probability(text: str) -> float:
@@ -248,24 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = add_debug_flag(build_parser()).parse_args(argv)
     console = Console()
-    try:
+
+    def body() -> int:
         results, protocol = evaluate_file(args)
-    except EvalInputError as error:
-        print(f"avvp-eval: error: {error}", file=sys.stderr)
-        return 1
-    console.print(results_table(results, f"AVVP {args.split} ({len(METRIC_NAMES)} scores, %)"))
-    console.print(format_protocol(protocol), soft_wrap=True, highlight=False)
-    if args.json is not None:
-        payload = {**results, "protocol": protocol}
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        except OSError as error:
-            print(f"avvp-eval: error: {args.json}: cannot write ({error})", file=sys.stderr)
-            return 1
-    return 0
+        console.print(results_table(results, f"AVVP {args.split} ({len(METRIC_NAMES)} scores, %)"))
+        console.print(format_protocol(protocol), soft_wrap=True, highlight=False)
+        if args.json is not None:
+            payload = {**results, "protocol": protocol}
+            atomic_write_bytes(args.json, (json.dumps(payload, indent=2) + "\n").encode())
+        return 0
+
+    return run_cli("avvp-eval", body, None if argv is None else list(argv))
 
 
 if __name__ == "__main__":

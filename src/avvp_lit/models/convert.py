@@ -10,7 +10,7 @@
   ``_target_``) of that network; :func:`to_official` is the reverse mapping.
 - ``avvp-convert IN OUT --arch mmcse|han`` (:func:`main`) writes a network file
   ``{"format": "avvp-lit-network", "arch", "model_config", "state_dict"}``, read back by
-  :func:`load_network_file`.
+  :func:`avvp_lit.models.loading.read_network`.
 
 Modules the original forward passes never use are skipped when loading: HAN's
 ``audio_encoder``, ``visual_encoder``, ``cmt_encoder`` and ``hat_encoder.norm1/2``, and
@@ -31,19 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from torch import nn
 
+from avvp_lit.models.loading import NETWORK_FILE_FORMAT, build_network, load_payload
+from avvp_lit.utils.atomic import atomic_path
+from avvp_lit.utils.errors import InputError, add_debug_flag, run_cli
+
 ARCHS = ("mmcse", "han")
-FILE_FORMAT = "avvp-lit-network"
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "network", "net")
 CLAP_AUDIO_DIM = 768  # MM-CSE treats a 768-wide audio input as the CLAP feature map
 RESNET_VISUAL_DIM = 2048  # 80 ResNet-152 frames, pooled 8 per second
 DEFAULT_HEADS = {"mmcse": 8, "han": 1}  # not recorded in the weights
 
 
-class ConversionError(ValueError):
+class ConversionError(InputError):
     """A checkpoint that does not match the architecture; the message names the keys."""
 
 
@@ -71,7 +73,7 @@ def read_state_dict(source: str | Path | Mapping[str, Any]) -> dict[str, torch.T
     and strips a ``module.`` (DataParallel / DDP) prefix."""
     obj: Any = source
     if isinstance(source, (str, Path)):
-        obj = torch.load(source, map_location="cpu", weights_only=True)
+        obj = load_payload(source)
     if not isinstance(obj, Mapping):
         raise ConversionError(f"expected a state dict (a mapping), got {type(obj).__name__}")
     if not any(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -433,11 +435,6 @@ def _slot_count(entries: Sequence[Entry], key: str, tensor: torch.Tensor) -> int
     return int(torch.tensor(tensor.shape[:depth]).prod()) if depth else 1
 
 
-def build_network(model_config: Mapping[str, Any]) -> nn.Module:
-    """Instantiate a network from its model config (what network files store)."""
-    return hydra.utils.instantiate(dict(model_config), _convert_="none")
-
-
 def load_official(
     source: str | Path | Mapping[str, Any], arch: str = "mmcse", *, num_heads: int | None = None
 ) -> nn.Module:
@@ -506,35 +503,13 @@ def save_network_file(
 ) -> None:
     """Write ``{"format": "avvp-lit-network", "arch", "model_config", "state_dict"}``."""
     payload = {
-        "format": FILE_FORMAT,
+        "format": NETWORK_FILE_FORMAT,
         "arch": arch,
         "model_config": dict(model_config),
         "state_dict": network.state_dict(),
     }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
-
-
-def load_network_file(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedNetwork:
-    """Read a network file written by ``avvp-convert``; the network comes in eval mode."""
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not is_network_file(payload):
-        raise ConversionError(
-            f"{path} is not an {FILE_FORMAT} file (convert a released checkpoint with avvp-convert)"
-        )
-    return network_from_payload(payload)
-
-
-def is_network_file(payload: Any) -> bool:
-    """Whether a loaded file's content is an ``avvp-convert`` network file."""
-    return isinstance(payload, Mapping) and payload.get("format") == FILE_FORMAT
-
-
-def network_from_payload(payload: Mapping[str, Any]) -> LoadedNetwork:
-    """The network (eval mode) of a loaded network file."""
-    network = build_network(payload["model_config"])
-    network.load_state_dict(payload["state_dict"])
-    return LoadedNetwork(network.eval(), payload["arch"], dict(payload["model_config"]))
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -551,17 +526,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--num-heads", type=int, default=None, help="attention heads (default: 8 MM-CSE, 1 HAN)"
     )
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         network, config = _convert(args.input, args.arch, args.num_heads)
-    except (ConversionError, OSError) as error:
-        print(f"avvp-convert: {error}", file=sys.stderr)
-        return 2
-    save_network_file(args.output, network, config, args.arch)
-    params = sum(p.numel() for p in network.parameters())
-    summary = f"{args.arch}, {config['feature_set']} features, {params:,} parameters"
-    print(f"avvp-convert: {args.input} ({summary}) -> {args.output}")
-    return 0
+        save_network_file(args.output, network, config, args.arch)
+        params = sum(p.numel() for p in network.parameters())
+        summary = f"{args.arch}, {config['feature_set']} features, {params:,} parameters"
+        print(f"avvp-convert: {args.input} ({summary}) -> {args.output}")
+        return 0
+
+    return run_cli("avvp-convert", body, argv)
 
 
 if __name__ == "__main__":

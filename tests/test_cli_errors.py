@@ -1,0 +1,146 @@
+"""Every bad input is one named line on stderr and exit status 2, before any work; a
+debug switch shows the traceback. The Hydra apps run in-process here (as their console
+scripts do), the argparse commands through ``main(argv)``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from avvp_lit.utils.errors import EXIT_BAD_INPUT
+from avvp_lit.utils.lock import LOCK_NAME
+from tests.datasets import write_dataset
+from tests.training import run_app
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    root = tmp_path / "ds"
+    write_dataset(root, "valor", (4, 3, 3))
+    return root
+
+
+TRAIN_CASES = {
+    "epochs as text": (["trainer.max_epochs=ten"], "trainer.max_epochs='ten' is not allowed"),
+    "seed as text": (["seed=abc"], "seed='abc' is not allowed; it must be an integer"),
+    "zero batch": (["data.batch_size=0"], "data.batch_size=0 is not allowed"),
+    "negative batch": (["data.batch_size=-4"], "data.batch_size=-4 is not allowed"),
+    "threshold": (["metrics.video_threshold=1.5"], "metrics.video_threshold=1.5"),
+    "lr": (["optimizer.lr=0"], "optimizer.lr=0 is not allowed; it must be a number > 0"),
+    "fused": (["fused=maybe"], "fused='maybe' is not allowed"),
+    "gating": (["metrics.gating=max"], "metrics.gating='max' is not allowed"),
+}
+
+
+@pytest.mark.parametrize("case", list(TRAIN_CASES))
+def test_train_config_errors_before_any_work(
+    case: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    overrides, message = TRAIN_CASES[case]
+    run_dir = tmp_path / "run"
+    absent = tmp_path / "never_generated"
+    code, err = run_app(
+        "avvp_lit.train",
+        [*overrides, f"data.root={absent}", f"hydra.run.dir={run_dir}"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == EXIT_BAD_INPUT
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("avvp-train: error: "), err
+    assert message in lines[0]
+    assert not absent.exists()  # validated before the synthetic data would be generated
+    assert not (run_dir / LOCK_NAME).exists()
+
+
+def test_mistyped_override_exits_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    code, err = run_app(
+        "avvp_lit.train", ["trainer.max_epoch=3", f"hydra.run.dir={tmp_path}"], monkeypatch, capsys
+    )
+    assert code == EXIT_BAD_INPUT and "max_epoch" in err and "Traceback" not in err
+
+
+def test_data_errors_name_file_and_video(dataset: Path, tmp_path: Path, monkeypatch, capsys):
+    video = (dataset / "AVVP_val_pd.csv").read_text().splitlines()[1].split("\t")[0][:11]
+    (dataset / "CLIP/features" / f"{video}.npy").write_bytes(b"")
+    common = ["experiment=smoke", "data=llp_valor", f"data.root={dataset}", "test=false"]
+    code, err = run_app(
+        "avvp_lit.train",
+        [*common, "data.in_memory=true", "data.progress=false", f"hydra.run.dir={tmp_path / 'a'}"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == EXIT_BAD_INPUT, err
+    assert f"video '{video}', modality 'visual'" in err and "not a readable .npy" in err
+    assert "Traceback" not in err
+    (dataset / "AVVP_train.csv").write_bytes(b"filename\tevent_labels\n\xff\xfe\n")
+    code, err = run_app(
+        "avvp_lit.train", [*common, f"hydra.run.dir={tmp_path / 'b'}"], monkeypatch, capsys
+    )
+    assert code == EXIT_BAD_INPUT and "AVVP_train.csv:2: byte 0xff is not UTF-8" in err
+
+
+def test_evaluate_and_parse_name_bad_checkpoints(
+    dataset: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.ckpt"
+    text.write_text("best epoch 3\n")
+    for module, extra in (
+        ("avvp_lit.evaluate", ["data=llp_valor", f"data.root={dataset}"]),
+        ("avvp_lit.parse", [f"input={dataset}"]),
+    ):
+        for path, message in ((empty, "empty file"), (text, "not a"), (tmp_path / "x", "no such")):
+            code, err = run_app(
+                module,
+                [f"ckpt={path}", *extra, f"hydra.run.dir={tmp_path / 'r'}"],
+                monkeypatch,
+                capsys,
+            )
+            assert code == EXIT_BAD_INPUT, (module, err)
+            assert str(path) in err and message in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(tmp_path: Path, monkeypatch, capsys) -> None:
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.setattr(sys, "argv", ["avvp-train", "seed=abc", f"hydra.run.dir={tmp_path}"])
+    from avvp_lit import train
+
+    with pytest.raises(ValueError, match="seed='abc'"):
+        train.main()
+    from avvp_lit.metrics.cli import main as eval_main
+
+    with pytest.raises(ValueError, match="not found"):
+        eval_main([str(tmp_path / "absent.npz"), "--annotations", str(tmp_path), "--debug"])
+
+
+def test_argparse_commands_exit_2_with_one_line(dataset: Path, tmp_path: Path, capsys) -> None:
+    from avvp_lit.data.cli import main as data_main
+    from avvp_lit.data.pack import main as pack_main
+    from avvp_lit.data.synthetic import main as synth_main
+    from avvp_lit.metrics.cli import main as eval_main
+    from avvp_lit.models.convert import main as convert_main
+    from avvp_lit.report import main as report_main
+
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    (tmp_path / "occupied").mkdir()
+    (tmp_path / "occupied" / "x").write_text("x")
+    cases = [
+        (eval_main, [str(empty), "--annotations", str(dataset)], "empty.npz"),
+        (data_main, ["check", str(tmp_path / "nowhere")], "nowhere"),
+        (pack_main, [str(tmp_path / "nowhere"), str(tmp_path / "o.h5")], "nowhere"),
+        (synth_main, [str(tmp_path / "occupied"), "--quiet"], "already exists"),
+        (convert_main, [str(empty), str(tmp_path / "o.pt"), "--arch", "han"], "empty file"),
+        (report_main, [str(tmp_path / "nowhere")], "nowhere"),
+    ]
+    for main, argv, message in cases:
+        assert main(argv) == EXIT_BAD_INPUT, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ": error: " in err[0] and message in err[0], (argv, err)

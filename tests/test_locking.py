@@ -1,0 +1,47 @@
+"""One run per run directory: a second run refuses naming the first; stale locks of
+dead processes are taken over; locks from another host are reported with the fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avvp_lit.utils.errors import EXIT_BAD_INPUT
+from avvp_lit.utils.lock import LOCK_NAME, run_directory_lock
+from tests.training import run_app
+
+
+def test_a_second_run_in_a_directory_refuses(tmp_path: Path, monkeypatch, capsys) -> None:
+    run_dir = tmp_path / "run"
+    with run_directory_lock(run_dir):
+        code, err = run_app(
+            "avvp_lit.train",
+            ["experiment=smoke", f"data.root={tmp_path / 'd'}", f"hydra.run.dir={run_dir}"],
+            monkeypatch,
+            capsys,
+        )
+        assert code == EXIT_BAD_INPUT
+        assert f"{run_dir} is in use by process {os.getpid()}" in err
+        assert not (tmp_path / "d").exists()
+    assert not (run_dir / LOCK_NAME).exists()
+
+
+def test_stale_and_foreign_locks(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    lock = run_dir / LOCK_NAME
+    lock.write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "started": 0}))
+    with run_directory_lock(run_dir):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": 0}))
+    with pytest.raises(ValueError, match=f"in use by process 1 on elsewhere.*delete {lock}"):
+        with run_directory_lock(run_dir):
+            pass
+    assert json.loads(lock.read_text())["pid"] == 1  # a foreign lock is left alone
