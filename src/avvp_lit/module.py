@@ -123,17 +123,6 @@ class AVVPModule(L.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
 
-    def on_train_epoch_start(self) -> None:
-        """Catch the per-epoch scheduler up with the epoch: a checkpoint written at the
-        end of an epoch's validation precedes Lightning's scheduler step for that epoch,
-        and a run resumed from it would otherwise train the next epochs with a stale
-        learning rate (and leave the uninterrupted run's trajectory)."""
-        for config in self.trainer.lr_scheduler_configs:
-            if config.interval != "epoch":
-                continue
-            while config.scheduler.last_epoch < self.current_epoch // config.frequency:
-                config.scheduler.step()
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["avvp_lit"] = {
             "network_config": self.network_config,
