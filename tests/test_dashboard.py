@@ -48,6 +48,7 @@ def stand_in_config(root: Path, out: Path, overrides: list[str]) -> DictConfig:
         cfg.data.root = str(root)
         cfg.data.feature_set = "han"
         cfg.data.synthetic = None
+        cfg.data.default_root = None
     return cfg
 
 

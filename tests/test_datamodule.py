@@ -132,3 +132,19 @@ def test_in_memory_dataset_on_the_gpu_serves_device_batches(tmp_path: Path) -> N
     dataset = module.split("train").to(torch.device("cuda"))
     batch = next(iter(module.train_dataloader()))
     assert dataset.device.type == "cuda" and all(v.is_cuda for v in batch.values())
+
+
+def test_synthetic_data_is_generated_only_where_asked(tmp_path: Path) -> None:
+    synthetic = {"features": "han", "size": "tiny", "seed": 0}
+    default = tmp_path / "synthetic_han_tiny"
+    typo = tmp_path / "synthetic_han_tinny"
+    mistyped = LLPDataModule(
+        root=typo, feature_set="han", synthetic=synthetic, default_root=default
+    )
+    with pytest.raises(FeatureError, match=f"data.root={typo} holds no synthetic dataset"):
+        mistyped.prepare_data()
+    assert not typo.exists()
+    LLPDataModule(root=default, synthetic=synthetic, default_root=default).prepare_data()
+    assert (default / ".complete").exists()
+    LLPDataModule(root=typo, synthetic=synthetic, generate=True).prepare_data()
+    assert (typo / ".complete").exists()

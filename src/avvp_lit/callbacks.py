@@ -11,8 +11,9 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
 
 from avvp_lit.utils.atomic import atomic_path
 
@@ -111,3 +112,39 @@ class RunCheckpoint(ModelCheckpoint):
                 "the best epoch of the remaining ones",
                 stacklevel=2,
             )
+
+
+class ParameterSummary(ModelSummary):
+    """The model summary a user reads: each block with its parameter count, then the
+    trainable and total counts. Lightning's FLOPs column and total are left out: they
+    are 0 unless a forward pass is traced, which this summary does not do."""
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        columns = [(name, values) for name, values in summary_data if name in SUMMARY_COLUMNS]
+        table = Table(title="model")
+        for name, _ in columns:
+            table.add_column(name, justify="right" if name == "Params" else "left")
+        for row in zip(*(values for _, values in columns), strict=True):
+            table.add_row(*row)
+        console = Console()
+        console.print(table)
+        console.print(
+            f"{get_human_readable_count(trainable_parameters)} trainable parameters of "
+            f"{get_human_readable_count(total_parameters)} ({model_size:.1f} MB)",
+            highlight=False,
+        )
+
+
+SUMMARY_COLUMNS = ("Name", "Type", "Params")

@@ -86,7 +86,7 @@ def wandb_logger(
         wandb.finish()
     auto_group, auto_tags = wandb_group_and_tags()
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
+    logger = WandbLogger(
         save_dir=str(save_dir),
         project=project,
         mode=mode or os.environ.get("WANDB_MODE") or "offline",
@@ -96,6 +96,10 @@ def wandb_logger(
         log_model=log_model,
         **kwargs,
     )
+    if logger._wandb_init.get("anonymous") is None:
+        # Lightning passes anonymous=None, which W&B answers with a deprecation warning
+        logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:

@@ -55,21 +55,25 @@ def score_predictions(
 
 
 def results_table(rows: Mapping[str, Mapping[str, float]], title: str) -> Table:
+    """The ten numbers as rows, one column per predictor: fits 80 columns whole."""
     table = Table(title=title)
-    table.add_column("predictor", style="bold")
+    table.add_column("metric", style="bold", no_wrap=True)
+    for label in rows:
+        table.add_column(label, justify="right", no_wrap=True)
     for name in METRIC_NAMES:
-        table.add_column(METRIC_TITLES[name], justify="right")
-    for label, values in rows.items():
-        table.add_row(label, *(f"{values[name]:.2f}" for name in METRIC_NAMES))
+        table.add_row(METRIC_TITLES[name], *(f"{values[name]:.2f}" for values in rows.values()))
     return table
 
 
 def markdown_table(rows: Mapping[str, Mapping[str, float]]) -> str:
-    header = "| predictor | " + " | ".join(METRIC_TITLES[n] for n in METRIC_NAMES) + " |"
-    rule = "|---|" + "---:|" * len(METRIC_NAMES)
+    """:func:`results_table` in Markdown (``summary.md``)."""
+    header = "| metric | " + " | ".join(rows) + " |"
+    rule = "|---|" + "---:|" * len(rows)
     body = [
-        f"| {label} | " + " | ".join(f"{values[n]:.2f}" for n in METRIC_NAMES) + " |"
-        for label, values in rows.items()
+        f"| {METRIC_TITLES[name]} | "
+        + " | ".join(f"{values[name]:.2f}" for values in rows.values())
+        + " |"
+        for name in METRIC_NAMES
     ]
     return "\n".join([header, rule, *body])
 

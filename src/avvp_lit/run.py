@@ -20,6 +20,7 @@ from avvp_lit.metrics import GATINGS
 from avvp_lit.models.fused import use_fused
 from avvp_lit.module import AVVPModule
 from avvp_lit.utils.atomic import atomic_write_bytes
+from avvp_lit.utils.console import quiet_third_party
 from avvp_lit.utils.errors import InputError, exit_on_input_error, task_started
 from avvp_lit.utils.lock import run_directory_lock
 
@@ -36,6 +37,7 @@ def run_task(program: str, task: Callable[[DictConfig], Result], cfg: DictConfig
     or checkpoint error, an unreadable file, a directory in use) ends ``program`` with one
     line and exit status 2 (:mod:`avvp_lit.utils.errors`)."""
     task_started()
+    quiet_third_party()
     return exit_on_input_error(program, _locked, task, cfg)
 
 
@@ -123,6 +125,10 @@ def validate_config(cfg: DictConfig) -> None:
     _require_choice(cfg, "data.audio_labels", ("pre2024", "current"))
     _require_choice(cfg, "data.on_missing", ("error", "skip"))
     _require_choice(cfg, "data.store", ("auto", "npy", "h5"))
+    if OmegaConf.select(cfg, "data.generate", default="auto") not in ("auto", True, False):
+        raise ConfigError(
+            f"data.generate={cfg.data.generate!r} is not allowed; choose auto, true or false"
+        )
     if OmegaConf.select(cfg, "data.on_device", default="auto") not in ("auto", True, False):
         raise ConfigError(
             f"data.on_device={cfg.data.on_device!r} is not allowed; choose auto, true or false"

@@ -190,7 +190,10 @@ class LLPDataModule(L.LightningDataModule):
     """LLP splits from ``root`` (annotation files + ``features.h5`` or the npy layout).
 
     ``synthetic`` (keyword arguments of ``avvp_lit.data.synthetic.generate``) makes
-    ``prepare_data`` generate the built-in synthetic dataset at ``root`` when it is absent.
+    ``prepare_data`` generate the built-in synthetic dataset at ``root`` when it is
+    absent and ``generate`` allows it: ``auto`` only at ``default_root`` (the configured
+    default location, so a mistyped ``data.root`` is an error, not a new dataset),
+    ``true`` anywhere, ``false`` never.
     ``test_split`` is the split the test loop scores (``avvp-evaluate split=val``).
     ``on_device`` (auto | true | false) keeps an ``in_memory`` dataset on the trainer's
     device; ``auto``: on a CUDA device (the batches are then gathered there, with no
@@ -216,6 +219,8 @@ class LLPDataModule(L.LightningDataModule):
         test_split: str = "test",
         progress: bool = True,
         on_device: str | bool = "auto",
+        generate: str | bool = "auto",
+        default_root: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -234,6 +239,8 @@ class LLPDataModule(L.LightningDataModule):
         self.test_split = test_split
         self.progress = progress
         self.on_device = on_device
+        self.generate = generate
+        self.default_root = None if default_root is None else Path(default_root)
         self.datasets: dict[str, LLPDataset] = {}
 
     @property
@@ -245,8 +252,21 @@ class LLPDataModule(L.LightningDataModule):
             return
         from avvp_lit.data.synthetic import COMPLETE_MARKER, generate
 
-        if not (self.root / COMPLETE_MARKER).exists():
+        if (self.root / COMPLETE_MARKER).exists():
+            return
+        at_default = self.default_root is not None and (
+            self.root.resolve() == self.default_root.resolve()
+        )
+        if self.generate is True or (self.generate == "auto" and at_default):
             generate(self.root, **self.synthetic)
+            return
+        size, features = self.synthetic.get("size", "default"), self.synthetic.get("features")
+        raise FeatureError(
+            f"data.root={self.root} holds no synthetic dataset (generated only at "
+            f"{self.default_root} unless asked): point data.root to a dataset, generate it "
+            f"with `avvp-synth {self.root} --features {features} --size {size}`, or pass "
+            "data.generate=true"
+        )
 
     def open_store(self) -> FeatureStore:
         store = open_store(self.root, self.feature_set_name, self.store_kind)

@@ -1,0 +1,100 @@
+"""Paired bootstrap of the ten numbers: how sure is a difference between two predictors?
+
+Every reported number is 100 times a mean over videos of a per-video score (Type@AV is
+the mean of the A, V and AV means, hence also a mean of per-video values), so two
+predictors scored on the same videos differ by the mean of per-video differences. The
+paired bootstrap resamples videos with replacement, the same videos for both, and
+reads the spread of that mean:
+
+- the 95% interval is the 2.5th and 97.5th percentile of the resampled differences;
+- the two-sided p-value is the share of resamples whose difference, centred on the
+  observed one, is at least as far from it as the observed difference is from 0:
+  ``(1 + #{|d* - d| >= |d|}) / (1 + R)`` (the bootstrap under the null of no
+  difference, by shifting).
+
+A resample is a row of counts (how often each video was drawn), so all ``R`` resampled
+means are one matrix product: 10,000 resamples of 1,200 videos take well under a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+
+from avvp_lit.metrics.functional import METRIC_NAMES
+
+CONFIDENCE = 0.95
+
+
+def resample_indices(videos: int, resamples: int, seed: int) -> torch.Tensor:
+    """(R, N) video indices drawn with replacement; the same for a given seed."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(videos, (resamples, videos), generator=generator)
+
+
+def resample_counts(indices: torch.Tensor) -> torch.Tensor:
+    """(R, N) float64: how often each video occurs in each resample."""
+    counts = torch.zeros(indices.shape, dtype=torch.float64)
+    return counts.scatter_add_(1, indices, torch.ones_like(counts))
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """B - A for each of the ten numbers (percent points), with its bootstrap spread."""
+
+    a: np.ndarray  # (10,) the ten numbers of A
+    b: np.ndarray  # (10,) of B
+    delta: np.ndarray  # (10,) b - a
+    low: np.ndarray  # (10,) lower end of the 95% interval of the difference
+    high: np.ndarray  # (10,) upper end
+    p_value: np.ndarray  # (10,) two-sided paired bootstrap p-value
+    resamples: int
+    videos: int
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        fields = ("a", "b", "delta", "low", "high", "p_value")
+        return {
+            name: {f: float(getattr(self, f)[i]) for f in fields}
+            for i, name in enumerate(METRIC_NAMES)
+        }
+
+
+def _type_columns(scores: torch.Tensor) -> torch.Tensor:
+    """Per-video scores with Type@AV as the mean of the A, V, AV columns (as reported)."""
+    scores = scores.clone()
+    for start in (0, 5):
+        scores[:, start + 3] = scores[:, start : start + 3].mean(1)
+    return scores
+
+
+def paired_bootstrap(
+    scores_a: ArrayLike, scores_b: ArrayLike, indices: torch.Tensor
+) -> PairedDifference:
+    """The paired bootstrap of B - A from per-video scores (N, 10) in ``METRIC_NAMES``
+    order (fractions, the same videos in the same order) over resamples ``indices``."""
+    a = _type_columns(torch.as_tensor(np.asarray(scores_a), dtype=torch.float64))
+    b = _type_columns(torch.as_tensor(np.asarray(scores_b), dtype=torch.float64))
+    if a.shape != b.shape or a.ndim != 2 or a.shape[1] != len(METRIC_NAMES) or len(a) == 0:
+        raise ValueError(f"expected two (N>0, 10) score arrays, got {a.shape} and {b.shape}")
+    videos = len(a)
+    difference = 100.0 * (b - a)  # (N, 10)
+    observed = difference.mean(0)  # (10,)
+    resampled = resample_counts(indices) @ difference / videos  # (R, 10)
+    tail = (1.0 - CONFIDENCE) / 2
+    quantiles = torch.tensor([tail, 1.0 - tail], dtype=torch.float64)
+    low, high = torch.quantile(resampled, quantiles, dim=0)
+    extreme = ((resampled - observed).abs() >= observed.abs() - 1e-12).sum(0).double()
+    p_value = (1.0 + extreme) / (1.0 + len(indices))
+    return PairedDifference(
+        a=(100.0 * a.mean(0)).numpy(),
+        b=(100.0 * b.mean(0)).numpy(),
+        delta=observed.numpy(),
+        low=low.numpy(),
+        high=high.numpy(),
+        p_value=p_value.numpy(),
+        resamples=len(indices),
+        videos=videos,
+    )

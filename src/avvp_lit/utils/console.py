@@ -1,0 +1,31 @@
+"""Known-harmless third-party messages kept off the console (never the project's own).
+
+- Lightning's ``isinstance(treespec, LeafSpec)`` deprecation warning (from its own
+  pytree helper, nothing a user can change);
+- Lightning's "litlogger" tip printed when a Trainer is built.
+The W&B "anonymous setting" warning is avoided where the logger is made
+(:func:`avvp_lit.dashboard.wandb_logger`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+LIGHTNING_INFO_LOGGER = "lightning.pytorch.utilities.rank_zero"
+
+
+class _DropAdvertisements(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+_FILTER = _DropAdvertisements()
+
+
+def quiet_third_party() -> None:
+    """Install the filters (idempotent)."""
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
