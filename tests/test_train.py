@@ -75,7 +75,9 @@ def test_bad_choice_names_the_key_and_the_choices(tmp_path, data_dir) -> None:
 def smoke_run(tmp_path_factory, data_dir) -> Path:
     out = tmp_path_factory.mktemp("smoke")
     overrides = _overrides(data_dir, ["data=synthetic_tiny"], MODEL_LOSS["mmcse-mmcse"])
-    train(compose_config("train", [*overrides, "trainer.max_epochs=1"], out, data_dir))
+    # no figures callback: the config must reach the loggers without it (ablation profile)
+    run = [*overrides, "trainer.max_epochs=1", "callbacks.dashboard=null"]
+    train(compose_config("train", run, out, data_dir))
     return out
 
 
@@ -91,6 +93,10 @@ def test_smoke_run_writes_every_result_file(smoke_run: Path) -> None:
     assert len(payload["config_sha256"]) == 64
     summary = (smoke_run / "summary.md").read_text()
     assert "| mmcse |" in summary and "predict nothing" in summary and "protocol:" in summary
+    import yaml
+
+    logged = yaml.safe_load((smoke_run / "csv" / "hparams.yaml").read_text())
+    assert logged["seed"] == 87 and logged["model"]["name"] == "mmcse"
 
 
 def test_predictions_file_scores_the_same_under_avvp_eval(

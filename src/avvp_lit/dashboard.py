@@ -26,7 +26,6 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import OmegaConf
 from torch.utils.data import default_collate
 
 from avvp_lit.classes import CLASSES
@@ -122,8 +121,6 @@ def _first_dataloader(loaders: Any) -> Any:
 class Dashboard(L.Callback):
     """Figures of a run in ``figures_dir`` (always) and on W&B (when a WandbLogger is set).
 
-    - ``setup``: the resolved config (``config_file``, written by the entry point
-      before fitting) as hyperparameters of every logger.
     - every ``every_n_epochs`` validation epochs, and the last: the model is run (eval
       mode, no grad, one batch) on the first ``num_videos`` validation videos; a
       timeline per video (ground truth beside prediction) and, when the output has
@@ -140,7 +137,6 @@ class Dashboard(L.Callback):
         figures_dir: str | Path,
         every_n_epochs: int = 4,
         num_videos: int = 4,
-        config_file: str | Path | None = None,
         dpi: int = 100,
     ) -> None:
         if every_n_epochs < 1 or num_videos < 0:
@@ -148,24 +144,10 @@ class Dashboard(L.Callback):
         self.figures_dir = Path(figures_dir)
         self.every_n_epochs = every_n_epochs
         self.num_videos = num_videos
-        self.config_file = Path(config_file) if config_file else None
         self.dpi = dpi
-        self._config_logged = False
 
     def _active(self, trainer: L.Trainer) -> bool:
         return trainer.is_global_zero and not trainer.fast_dev_run
-
-    # ----------------------------------------------------------------- config
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self._config_logged or not self._active(trainer):
-            return
-        if self.config_file is None or not self.config_file.is_file():
-            return
-        config = OmegaConf.to_container(OmegaConf.load(self.config_file), resolve=True)
-        for logger in trainer.loggers:
-            logger.log_hyperparams(config)
-        self._config_logged = True
 
     # ----------------------------------------------------------------- validation
 

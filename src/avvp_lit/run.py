@@ -206,10 +206,14 @@ def output_dir(cfg: DictConfig) -> Path:
 
 
 def write_resolved_config(cfg: DictConfig, trainer: L.Trainer) -> str:
-    """The fully resolved config as YAML, written to ``config.yaml`` by rank 0 only."""
+    """The fully resolved config as YAML, written to ``config.yaml`` and logged as the
+    hyperparameters of every logger of the run (rank 0 only)."""
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     if trainer.is_global_zero:
         atomic_write_bytes(output_dir(cfg) / "config.yaml", resolved.encode())
+        config = OmegaConf.to_container(cfg, resolve=True)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)
     return resolved
 
 
