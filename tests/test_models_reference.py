@@ -1,4 +1,4 @@
-"""Our MM-CSE against a plain op-by-op implementation of AVVP.md §5, values AND gradients.
+"""Our MM-CSE against a plain op-by-op implementation of docs/avvp.md §5, values AND gradients.
 
 The golden files check the forward pass in float32; this checks, in float64 on a small
 network, that the hand-written backward passes (kernels, stacked branches, factored
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reference_forward(sd, audio, visual, visual_st, num_layers, nh):
-    """The original MM-CSE forward (eval mode), written from AVVP.md §5 with its keys."""
+    """The original MM-CSE forward (eval mode), written from docs/avvp.md §5 with its keys."""
 
     def lin(x, p):
         return F.linear(x, sd[p + ".weight"], sd[p + ".bias"])

@@ -51,7 +51,7 @@ class Modality:
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """A named set of modalities (AVVP.md §2)."""
+    """A named set of modalities (docs/avvp.md §2)."""
 
     name: str
     modalities: tuple[Modality, ...]

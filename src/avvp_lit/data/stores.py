@@ -51,7 +51,7 @@ class FeatureStore(ABC):
 
 
 class NpyStore(FeatureStore):
-    """The released layout: ``<root>/<folder>/<id>.npy`` per modality (AVVP.md §2)."""
+    """The released layout: ``<root>/<folder>/<id>.npy`` per modality (docs/avvp.md §2)."""
 
     def __init__(self, root: Path, feature_set: str | FeatureSet) -> None:
         self.root = Path(root)

@@ -1,7 +1,7 @@
 """Loss terms of HAN and MM-CSE and the weighted composite a training step minimises.
 
 ``conf/loss/mmcse.yaml`` and ``conf/loss/han.yaml`` reproduce the published formulas and
-weights (AVVP.md §4-5); each term is a module ``term(output, batch) -> scalar``.
+weights (docs/avvp.md §4-5); each term is a module ``term(output, batch) -> scalar``.
 """
 
 from avvp_lit.losses.composite import CompositeLoss

@@ -137,7 +137,7 @@ class PseudoLabelBCE(PerModalityTerm):
 
 
 class Reconstruction(PerModalityTerm):
-    """CAFD reconstruction: ``Σ_m MSE(recon_m, holistic_m)`` (AVVP.md §5.2)."""
+    """CAFD reconstruction: ``Σ_m MSE(recon_m, holistic_m)`` (docs/avvp.md §5.2)."""
 
     name = "reconstruction"
     hint = "it comes from a decoupling with a reconstruction head: model/decoupling=cafd"
@@ -152,7 +152,7 @@ ORTHOGONALITY_MODES = ("per_class", "class_mean")
 
 
 def orthogonality(classes: torch.Tensor, background: torch.Tensor, mode: str) -> torch.Tensor:
-    """Mean cosine between event features and the background (AVVP.md §5.2).
+    """Mean cosine between event features and the background (docs/avvp.md §5.2).
 
     classes (B, T, K, d), background (B, T, d). ``per_class`` (MM-CSE audio): mean over
     (B, T, k) of cos(e_k, bg); ``class_mean`` (MM-CSE visual): mean over (B, T) of
@@ -202,7 +202,7 @@ class Orthogonality(LossTerm):
 def cooccurrence_targets(
     pl_audio: torch.Tensor, pl_visual: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Event co-occurrence targets (AVVP.md §5.5) from per-second labels (B, T, K).
+    """Event co-occurrence targets (docs/avvp.md §5.5) from per-second labels (B, T, K).
 
     ``G_aa[t, i, j] = PL_a[t, i]·PL_a[t, j]``, ``G_vv`` likewise,
     ``G_av[t, i, j] = PL_a[t, i]·PL_v[t, j]``, ``G_va[t, i, j] = PL_v[t, i]·PL_a[t, j]``
@@ -222,7 +222,7 @@ def cooccurrence_targets(
 
 class CoOccurrence(LossTerm):
     """``Σ_map MSE(attn_maps[map], G_map)``: the last SECM layer's class-token attention
-    should follow which events co-occur in each second (AVVP.md §5.5).
+    should follow which events co-occur in each second (docs/avvp.md §5.5).
 
     Targets come from ``pl_audio`` / ``pl_visual``. A batch without pseudo labels (HAN
     features, or val/test batches) uses, with ``fallback="weak_labels"`` (default), the

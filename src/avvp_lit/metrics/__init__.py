@@ -1,6 +1,6 @@
 """The AVVP evaluation protocol: pure batched functions, a torchmetrics Metric, `avvp-eval`.
 
-See ``../shared/reference/AVVP.md`` §3 for the protocol this reproduces exactly.
+See ``docs/avvp.md`` §3 for the protocol this reproduces exactly.
 ``AVVPMetrics`` and ``AVVPDiagnostics`` are imported on first use: torchmetrics pulls in
 scipy and matplotlib (1.5 s), which ``avvp-eval`` and the pure functions do not need.
 """

@@ -3,7 +3,7 @@
 Every function works on whole batches of videos at once; there is no Python loop over
 videos or classes. Binary predictions and ground truth are ``(N, 25, 10)`` tensors
 (video, class, second), the layout of the original evaluation code. The protocol
-(``../shared/reference/AVVP.md`` §3):
+(``docs/avvp.md`` §3):
 
 - per video and class, TP/FP/FN counts at segment level (seconds) and event level
   (maximal runs of positive seconds, matched at IoU >= 0.5);

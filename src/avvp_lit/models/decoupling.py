@@ -1,7 +1,7 @@
 """Class-aware feature decoupling: one holistic feature per second -> K class tokens.
 
 Options (``conf/model/decoupling/``):
-- ``cafd`` (:class:`ClassAwareDecoupling`, MM-CSE, AVVP.md §5.2): K class branches and
+- ``cafd`` (:class:`ClassAwareDecoupling`, MM-CSE, docs/avvp.md §5.2): K class branches and
   one background branch per modality, dynamic background fusion, reconstruction head;
 - ``cafd_no_background``: the same without the background branch or fusion;
 - ``shared`` (:class:`SharedDecoupling`, the ablation "without CAFD"): one branch shared
@@ -120,7 +120,7 @@ class SharedBranchWithEmbedding(nn.Module):
 
 
 class DynamicBackgroundFusion(nn.Module):
-    """MM-CSE's dynamic background fusion (AVVP.md §5.2).
+    """MM-CSE's dynamic background fusion (docs/avvp.md §5.2).
 
     ``α = sigmoid(alpha(x))`` (B, T, 1) with alpha = relu -> Linear(H, H/2) -> relu ->
     dropout -> Linear(H/2, 1); event k becomes ``relu(reduce([α·e_k, (1-α)·bg]))`` with
@@ -226,7 +226,7 @@ class Decoupling(nn.Module):
 
 
 class ClassAwareDecoupling(Decoupling):
-    """CAFD: K class branches (+ a background branch) per modality (AVVP.md §5.2).
+    """CAFD: K class branches (+ a background branch) per modality (docs/avvp.md §5.2).
 
     Audio branch ``relu(W relu(x_a))`` (H -> d); visual branch
     ``relu(W2 drop(relu(W1 relu(x_v))))`` (H -> d -> d). With ``background`` the branch

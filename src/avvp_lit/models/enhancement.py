@@ -6,7 +6,7 @@ z (2, B, T, H). "The other modality" of every slot is ``z.flip(0)``; one call up
 audio (query audio, other visual) and visual (query visual, other audio) together,
 each from the layer inputs.
 
-FGSE layer (AVVP.md §5.3), switchable parts chosen by config:
+FGSE layer (docs/avvp.md §5.3), switchable parts chosen by config:
 - SECM (``conf/model/secm``: ``attention`` | ``none`` | ``intra_only`` | ``cross_only``):
   :class:`SECM` holds ``intra`` (:class:`IntraModalAttention`, among the K class tokens
   of one second) and ``cross`` (:class:`CrossModalAttention`, keys and values from the
@@ -179,7 +179,7 @@ class LGSF(nn.Module):
 
 
 class FGSELayer(nn.Module):
-    """One fine-grained semantic enhancement layer (AVVP.md §5.3), both modalities at once.
+    """One fine-grained semantic enhancement layer (docs/avvp.md §5.3), both modalities at once.
 
     ``s1 = SECM.intra(z)``, ``i1 = LGSF.intra(s1, z)``, ``s2 = SECM.cross(z)``,
     ``i2 = LGSF.cross(s2, z)``; ``y = LayerNorm(fc1(i1) + fc2(i2))``;
@@ -230,7 +230,7 @@ class LayerStack(nn.Module):
 
 
 class HybridAttentionLayer(nn.Module):
-    """HAN's hybrid attention layer (AVVP.md §4), shared by both modalities.
+    """HAN's hybrid attention layer (docs/avvp.md §4), shared by both modalities.
 
     ``q1 = LN1(q + drop(attn_cross(q, o, o)) + drop(attn_self(q, q, q)))``,
     ``q2 = LN2(q1 + drop(W2 drop(relu(W1 q1))))``; z (2, B, T, H) -> same, no maps.

@@ -28,7 +28,7 @@ class HeadLogits(NamedTuple):
 
 class ClassSpecificHeads(nn.Module):
     """MM-CSE's heads: for each of the 3 heads, one Linear(d, 1) per class, class k reading
-    only its own token (AVVP.md §5.4).
+    only its own token (docs/avvp.md §5.4).
 
     weight (3, K, d), bias (3, K) in the order ``prob, frame_att, av_att``; all 75 dot
     products are one matrix product. Input z (2, B, T, K, d) (modality-stacked).
@@ -67,7 +67,7 @@ class SharedHeads(nn.Module):
 
 
 class MMILPooling(nn.Module):
-    """Attentive MMIL pooling (HAN; AVVP.md §4).
+    """Attentive MMIL pooling (HAN; docs/avvp.md §4).
 
     ``frame_prob = sigmoid(frame)``, ``frame_att = softmax_T(time)``,
     ``av_att = softmax_modality(modality)``;

@@ -49,7 +49,7 @@ class ParsingNetwork(nn.Module):
 
 
 class ClassWiseParsingNetwork(ParsingNetwork):
-    """MM-CSE (AVVP.md §5): projection -> class-aware decoupling -> FGSE layers over the
+    """MM-CSE (docs/avvp.md §5): projection -> class-aware decoupling -> FGSE layers over the
     K class tokens -> class-specific heads -> attentive MMIL pooling.
 
     Blocks: ``projection`` ((audio, visual, visual_st) -> x_a, x_v (B, T, H)),
@@ -119,7 +119,7 @@ class ClassWiseParsingNetwork(ParsingNetwork):
 
 
 class HolisticParsingNetwork(ParsingNetwork):
-    """HAN (AVVP.md §4): projection -> hybrid attention layers on one feature per second
+    """HAN (docs/avvp.md §4): projection -> hybrid attention layers on one feature per second
     -> shared heads -> attentive MMIL pooling.
 
     ``enhancement`` is a layer factory (called ``num_layers`` times; HAN uses 1).

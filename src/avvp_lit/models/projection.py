@@ -8,7 +8,7 @@ Each modality's path is its own small block, chosen by config
 - :class:`FramePooledProjection`: ResNet-152 frames at 8 fps (B, 80, 2048) -> the mean
   of each 8 consecutive frames -> ``fc`` (the original's fc-then-mean, reordered);
 - :class:`ClapMapProjection`: the LAION-CLAP HTSAT feature map (B, 64, 768) -> MM-CSE's
-  resize / per-position ``fc`` / pooling path (AVVP.md §5.1);
+  resize / per-position ``fc`` / pooling path (docs/avvp.md §5.1);
 - :class:`MotionFusion`: ``fc_st`` on the R(2+1)D clip features and ``fc_fusion`` of the
   concatenation with the visual path's output.
 :class:`InputProjection` runs the three and returns ``(x_a, x_v)``.
@@ -81,7 +81,7 @@ def clap_resampling_matrix(
 
 
 class ClapMapProjection(nn.Module):
-    """MM-CSE's audio path for the CLAP feature map (AVVP.md §5.1).
+    """MM-CSE's audio path for the CLAP feature map (docs/avvp.md §5.1).
 
     Original: the (B, 64, 768) map, transposed to (B, 768, 64) and viewed as
     (B, 768, 2, 32), is resized bicubically to (2, 1024); ``fc`` (768 -> H) is applied at
