@@ -42,7 +42,8 @@ SWEEP_DIR ?= outputs/ablation/$(SWEEP)_$(PROFILE)_$(NOW)
 ablation: data
 	$(BIN)/avvp-train -m ablation=$(SWEEP) ablation/profile=$(PROFILE) launcher=joblib \
 		logger=csv data.root=$(DATA) hydra.sweep.dir=$(SWEEP_DIR) $(ARGS); \
-	status=$$?; $(BIN)/avvp-report $(SWEEP_DIR) && exit $$status
+	status=$$?; $(BIN)/avvp-report $(SWEEP_DIR) && \
+		ln -sfn $(notdir $(SWEEP_DIR)) $(dir $(SWEEP_DIR))latest && exit $$status
 
 clean:
 	rm -rf $(VENV) outputs multirun wandb .pytest_cache

@@ -45,3 +45,23 @@ def test_stale_and_foreign_locks(tmp_path: Path) -> None:
         with run_directory_lock(run_dir):
             pass
     assert json.loads(lock.read_text())["pid"] == 1  # a foreign lock is left alone
+
+
+def test_latest_points_to_the_newest_finished_run(tmp_path: Path) -> None:
+    from avvp_lit.run import point_latest
+
+    runs = tmp_path / "outputs" / "train" / "runs"
+    for name in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"):
+        (runs / name).mkdir(parents=True)
+        link = point_latest(runs / name)
+    assert link == tmp_path / "outputs" / "train" / "latest"
+    assert link.resolve() == (runs / "2026-01-02_00-00-00").resolve()
+    assert point_latest(tmp_path / "multirun" / "0") is None
+
+
+def test_a_run_stopped_by_bad_input_leaves_no_folder(tmp_path: Path, monkeypatch, capsys):
+    run_dir = tmp_path / "outputs" / "train" / "runs" / "now"
+    code, _ = run_app(
+        "avvp_lit.train", ["seed=abc", f"hydra.run.dir={run_dir}"], monkeypatch, capsys
+    )
+    assert code == EXIT_BAD_INPUT and not run_dir.exists()

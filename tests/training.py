@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -99,7 +98,11 @@ def run_app(module: str, args: list[str], monkeypatch, capsys) -> tuple[int, str
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.delenv("AVVP_DEBUG", raising=False)
     app = importlib.import_module(module)
-    with pytest.raises(SystemExit) as exit_:
+    try:
         app.main()
-    err = capsys.readouterr().err
-    return exit_.value.code, err
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.value.code
+    captured = capsys.readouterr()
+    run_app.last_stdout = captured.out
+    return code, captured.err

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
 
@@ -148,3 +150,73 @@ class ParameterSummary(ModelSummary):
 
 
 SUMMARY_COLUMNS = ("Name", "Type", "Params")
+
+
+log = logging.getLogger("avvp_lit.progress")
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class LineProgress(ProgressBar):
+    """Progress as plain log lines for runs without a terminal (``make train > log``,
+    SLURM, nohup), where a live bar shows only its last frame: every ``every_s`` seconds
+    and at each epoch's end, ``epoch e/E step i/N loss x, v videos/s, t left in the
+    epoch``, and each validation's model-selection score. The lines go through the
+    ``avvp_lit.progress`` logger, so Hydra's job log (``<run dir>/train.log``) holds
+    them too."""
+
+    def __init__(self, *, every_s: float = 30.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._enabled = True
+        self._epoch_start = self._last = 0.0
+        self._videos = 0
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = self._last = time.perf_counter()
+        self._videos = 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        if not (self._enabled and trainer.is_global_zero):
+            return
+        self._videos += len(batch["index"]) if isinstance(batch, dict) else 0
+        now = time.perf_counter()
+        total = self.total_train_batches
+        last = isinstance(total, int) and batch_idx + 1 >= total
+        if now - self._last < self.every_s and not last:
+            return
+        self._last = now
+        elapsed = now - self._epoch_start
+        done = batch_idx + 1
+        loss = trainer.callback_metrics.get("train/total")
+        parts = [
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
+            f"step {done}/{total}",
+        ]
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4f}")
+        parts.append(f"{self._videos / max(elapsed, 1e-9):.1f} videos/s")
+        if isinstance(total, int) and total > 0:
+            parts.append(f"{_duration(elapsed / done * (total - done))} left in the epoch")
+        log.info("  ".join(parts))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not (self._enabled and trainer.is_global_zero) or trainer.sanity_checking:
+            return
+        score = trainer.callback_metrics.get("val/seg_type")
+        if score is not None:
+            log.info(
+                f"epoch {trainer.current_epoch + 1} validation: seg Type@AV {float(score):.2f}"
+            )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,11 +13,12 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from avvp_lit.callbacks import AtomicCheckpointIO
+from avvp_lit.callbacks import AtomicCheckpointIO, LineProgress
 from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.metrics import GATINGS
 from avvp_lit.models.fused import use_fused
@@ -22,7 +26,7 @@ from avvp_lit.module import AVVPModule
 from avvp_lit.utils.atomic import atomic_write_bytes
 from avvp_lit.utils.console import quiet_third_party
 from avvp_lit.utils.errors import InputError, exit_on_input_error, task_started
-from avvp_lit.utils.lock import run_directory_lock
+from avvp_lit.utils.lock import LOCK_NAME, run_directory_lock
 
 Result = TypeVar("Result")
 
@@ -47,8 +51,44 @@ def _locked(task: Callable[[DictConfig], Result], cfg: DictConfig) -> Result:
     run_dir = OmegaConf.select(cfg, "paths.output_dir") or cfg.get("output_dir")
     if run_dir is None or rank_zero_only.rank != 0:
         return task(cfg)
-    with run_directory_lock(run_dir):
-        return task(cfg)
+    try:
+        with run_directory_lock(run_dir):
+            result = task(cfg)
+    except InputError:
+        remove_if_untouched(Path(run_dir))
+        raise
+    point_latest(Path(run_dir))
+    return result
+
+
+HYDRA_ONLY = {".hydra", LOCK_NAME}
+
+
+def remove_if_untouched(run_dir: Path) -> None:
+    """Delete a run folder that holds nothing but what Hydra wrote before the task (its
+    ``.hydra`` and job log): a run stopped by bad input leaves no folder behind."""
+    if not run_dir.is_dir():
+        return
+    entries = list(run_dir.iterdir())
+    if all(e.name in HYDRA_ONLY or (e.suffix == ".log" and e.is_file()) for e in entries):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def point_latest(run_dir: Path) -> Path | None:
+    """``outputs/<task>/latest`` -> the run that just finished (a relative link, replaced
+    atomically), for runs in Hydra's ``outputs/<task>/runs/<time>`` layout."""
+    if run_dir.parent.name != "runs":
+        return None
+    link = run_dir.parent.parent / "latest"
+    tmp = link.with_name(f".latest.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        tmp.symlink_to(Path("runs") / run_dir.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:  # a file system without links: the pointer is a convenience
+        tmp.unlink(missing_ok=True)
+        return None
+    return link
 
 
 def _require_choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
@@ -249,10 +289,17 @@ def build_module(cfg: DictConfig, network: nn.Module | None = None) -> AVVPModul
     )
 
 
+def without_terminal(callbacks: list[Any]) -> list[Any]:
+    """Without a terminal on stdout, the live progress bar becomes plain log lines."""
+    if sys.stdout.isatty() or not any(isinstance(c, RichProgressBar) for c in callbacks):
+        return callbacks
+    return [c for c in callbacks if not isinstance(c, RichProgressBar)] + [LineProgress()]
+
+
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     """The Trainer of ``cfg.trainer`` with the run's callbacks and loggers; checkpoints
     are written atomically (:class:`~avvp_lit.callbacks.AtomicCheckpointIO`)."""
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = without_terminal(instantiate_group(cfg.get("callbacks")))
     loggers = instantiate_group(cfg.get("logger"))
     plugins = [instantiate(p) for p in cfg.trainer.get("plugins") or []]
     plugins.append(AtomicCheckpointIO())
