@@ -100,7 +100,8 @@ def test_compare_reports_each_number_with_its_interval(
     argv = ["--compare", str(a), str(b), "--annotations", str(root), "--json", str(out)]
     assert eval_main([*argv, "--resamples", "300", "--seed", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert max(len(line) for line in lines if "│" in line) <= 80
+    rows = [line for line in lines if "│" in line]
+    assert len(rows) == len(METRIC_NAMES) and max(len(line) for line in rows) <= 80
     payload = json.loads(out.read_text())
     assert payload["videos"] == 12 and payload["seed"] == 1
     for name in METRIC_NAMES:

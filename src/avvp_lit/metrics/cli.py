@@ -267,14 +267,13 @@ def compare_files(args: argparse.Namespace) -> tuple[PairedDifference, dict[str,
     return paired_bootstrap(scores_a, scores_b, indices), protocol
 
 
-def comparison_table(result: PairedDifference, names: tuple[str, str]) -> Table:
-    """Ten rows (one per number): A, B, B - A, its 95% interval and p; fits 80 columns."""
+def comparison_table(result: PairedDifference) -> Table:
+    """Ten rows (one per number): A, B, B - A, its 95% interval and p; fits 80 columns
+    (the files are named under it)."""
     table = Table(title=f"B - A, paired bootstrap over {result.videos} videos (%)")
-    table.add_column("metric")
-    for header in (f"A {names[0]}", f"B {names[1]}"):
-        table.add_column(header[:14], justify="right")
-    for header in ("B - A", "95% interval", "p"):
-        table.add_column(header, justify="right")
+    table.add_column("metric", no_wrap=True)
+    for header in ("A", "B", "B - A", "95% interval", "p"):
+        table.add_column(header, justify="right", no_wrap=True)
     for i, name in enumerate(METRIC_NAMES):
         table.add_row(
             METRIC_TITLES[name],
@@ -364,8 +363,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     start = time.perf_counter()
     result, protocol = compare_files(args)
     seconds = time.perf_counter() - start
-    names = tuple(path.name for path in args.compare)
-    console.print(comparison_table(result, names))
+    console.print(comparison_table(result))
     console.print(f"A = {args.compare[0]}, B = {args.compare[1]}", soft_wrap=True, highlight=False)
     console.print(comparison_method(result, args.seed), soft_wrap=True, highlight=False)
     console.print(format_protocol(protocol), soft_wrap=True, highlight=False)
