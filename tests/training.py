@@ -102,7 +102,7 @@ def run_app(module: str, args: list[str], monkeypatch, capsys) -> tuple[int, str
         app.main()
         code = 0
     except SystemExit as exit_:
-        code = exit_.value.code
+        code = exit_.code
     captured = capsys.readouterr()
     run_app.last_stdout = captured.out
     return code, captured.err

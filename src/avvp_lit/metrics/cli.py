@@ -203,10 +203,10 @@ def read_class_thresholds(path: Path | None) -> dict[str, list[float]] | None:
 
 
 def split_scores(
-    path: Path, args: argparse.Namespace, split: Any
+    path: Path, predictions: dict[str, np.ndarray], args: argparse.Namespace, split: Any
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Per-video scores (N, 10) of one predictions file in split order, and the protocol."""
-    predictions = load_predictions(path)
+    """Per-video scores (N, 10) of one loaded predictions file in split order, and the
+    protocol."""
     order = align_to_split(path, predictions["filenames"], split.filenames)
     thresholds = read_class_thresholds(args.class_thresholds)
     video, segment = resolve_thresholds(
@@ -250,8 +250,9 @@ def load_eval_split(args: argparse.Namespace) -> Any:
 
 def evaluate_file(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]:
     """Load, validate and score; returns the ten numbers and the protocol."""
+    predictions = load_predictions(args.predictions)
     split = load_eval_split(args)
-    video_scores, protocol = split_scores(args.predictions, args, split)
+    video_scores, protocol = split_scores(args.predictions, predictions, args, split)
     if args.per_video is not None:
         write_per_video(args.per_video, video_scores, split.filenames)
     return dataset_scores(video_scores), protocol
@@ -259,10 +260,11 @@ def evaluate_file(args: argparse.Namespace) -> tuple[dict[str, float], dict[str,
 
 def compare_files(args: argparse.Namespace) -> tuple[PairedDifference, dict[str, Any]]:
     """B - A with the paired bootstrap over the split's videos (same protocol for both)."""
-    split = load_eval_split(args)
     first, second = args.compare
-    scores_a, protocol = split_scores(first, args, split)
-    scores_b, _ = split_scores(second, args, split)
+    loaded = [load_predictions(first), load_predictions(second)]
+    split = load_eval_split(args)
+    scores_a, protocol = split_scores(first, loaded[0], args, split)
+    scores_b, _ = split_scores(second, loaded[1], args, split)
     indices = resample_indices(len(scores_a), args.resamples, args.seed)
     return paired_bootstrap(scores_a, scores_b, indices), protocol
 
