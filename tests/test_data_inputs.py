@@ -138,11 +138,10 @@ def test_data_check_reports_shared_videos_and_missing_folders(dataset, capsys) -
 
 def test_h5_with_pseudo_labels_not_binary_is_listed(tmp_path: Path, capsys) -> None:
     root = tmp_path / "v"
-    names = write_dataset(root, "valor", (2, 1, 1))
+    write_dataset(root, "valor", (2, 1, 1))
     pack(root, root / "features.h5", progress=False)
     with h5py.File(root / "features.h5", "r+") as handle:
         handle["pl_audio"][0, 0, 0] = 0.5
     assert data_main(["check", str(root), "--quiet"]) == 2
     out = capsys.readouterr().out
     assert "pseudo labels must be 0 or 1" in out and "3/4 valid" in out
-    assert names

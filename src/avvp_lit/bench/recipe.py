@@ -46,6 +46,7 @@ class EpochLoopTimer(L.Callback):
         self.timed_epoch = timed_epoch
         self.times: dict[str, float] = {}
         self.steps = 0
+        self.train_start = 0.0  # perf_counter at the start of fitting (after setup)
         self._marks: dict[str, float] = {}
 
     def _now(self, trainer: L.Trainer) -> float:
@@ -54,7 +55,7 @@ class EpochLoopTimer(L.Callback):
         return time.perf_counter()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._marks["train_start"] = self._now(trainer)
+        self.train_start = self._now(trainer)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._marks[f"epoch{trainer.current_epoch}"] = self._now(trainer)
@@ -122,7 +123,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     timer = EpochLoopTimer(timed_epoch=MEASURED_EPOCH)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[timer], logger=False)
     trainer.fit(module, datamodule=datamodule)
-    setup_s = timer._marks["train_start"] - start
+    setup_s = timer.train_start - start
     sizes = {split: len(datamodule.split(split)) for split in ("train", "val")}
     steps_per_epoch = math.ceil(sizes["train"] / cfg.data.batch_size)
     step_s = timer.times["train_s"] / timer.steps

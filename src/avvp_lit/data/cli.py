@@ -59,9 +59,10 @@ def check_features(root: Path, *, progress: bool = True) -> tuple[list[tuple[str
     splits = {
         s: load_split(root, s).feature_ids for s in SPLIT_FILES if (root / SPLIT_FILES[s]).is_file()
     }
-    present = {s: [v for v in ids if v not in set(store.missing(ids))] for s, ids in splits.items()}
+    available = store.ids()
+    present = {split: [v for v in ids if v in available] for split, ids in splits.items()}
     for split, ids in splits.items():
-        missing = store.missing(ids)
+        missing = [v for v in ids if v not in available]
         text = f"{len(ids) - len(missing)}/{len(ids)} videos present"
         if missing:
             text += f"; missing {len(missing)}: {', '.join(missing[:BAD_SHOWN])}"

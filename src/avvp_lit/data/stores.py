@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from avvp_lit.data.features import FeatureError, FeatureSet, get_feature_set
+from avvp_lit.utils.errors import one_line
 
 H5_FILENAME = "features.h5"
 H5_IDS = "ids"
@@ -86,7 +87,7 @@ class NpyStore(FeatureStore):
                 f"video {video!r}, modality {key!r}: {path} does not exist"
             ) from None
         except (ValueError, EOFError, OSError) as error:
-            reason = " ".join(str(error).split()) or type(error).__name__
+            reason = one_line(error)
             raise FeatureError(
                 f"video {video!r}, modality {key!r}: {path}: not a readable .npy file ({reason})"
             ) from None
@@ -113,7 +114,7 @@ class H5Store(FeatureStore):
                     )
                 ids = [i.decode() if isinstance(i, bytes) else str(i) for i in handle[H5_IDS][()]]
         except OSError as error:
-            reason = " ".join(str(error).split())
+            reason = one_line(error)
             raise FeatureError(f"{self.path}: not a readable HDF5 file ({reason})") from None
         requested = feature_set.name if isinstance(feature_set, FeatureSet) else feature_set
         if requested is not None and requested != stored:
@@ -146,7 +147,7 @@ class H5Store(FeatureStore):
         try:
             return self._file()[key][row]
         except (OSError, KeyError) as error:
-            reason = " ".join(str(error).split())
+            reason = one_line(error)
             raise FeatureError(
                 f"video {video!r}, modality {key!r}: {self.path}: cannot read ({reason})"
             ) from None

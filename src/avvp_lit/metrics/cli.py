@@ -48,7 +48,7 @@ from avvp_lit.metrics.functional import (
     scores_from_counts,
 )
 from avvp_lit.utils.atomic import atomic_write_bytes
-from avvp_lit.utils.errors import InputError, add_debug_flag, run_cli
+from avvp_lit.utils.errors import InputError, add_debug_flag, one_line, run_cli
 
 PROB_FIELDS: dict[str, tuple[int, ...]] = {
     "global_prob": (NUM_CLASSES,),
@@ -191,8 +191,7 @@ def read_class_thresholds(path: Path | None) -> dict[str, list[float]] | None:
     try:
         loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     except Exception as error:  # any YAML syntax error
-        reason = " ".join(str(error).split())[:160]
-        raise EvalInputError(f"{path}: not a YAML mapping ({reason})") from None
+        raise EvalInputError(f"{path}: not a YAML mapping ({one_line(error, 160)})") from None
     if not isinstance(loaded, dict):
         raise EvalInputError(f"{path}: expected a mapping of video/audio/visual to 25 values")
     try:
@@ -203,12 +202,15 @@ def read_class_thresholds(path: Path | None) -> dict[str, list[float]] | None:
 
 
 def split_scores(
-    path: Path, predictions: dict[str, np.ndarray], args: argparse.Namespace, split: Any
+    path: Path,
+    predictions: dict[str, np.ndarray],
+    args: argparse.Namespace,
+    split: Any,
+    thresholds: dict[str, list[float]] | None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Per-video scores (N, 10) of one loaded predictions file in split order, and the
-    protocol."""
+    protocol (``thresholds``: the per-class thresholds read from ``--class-thresholds``)."""
     order = align_to_split(path, predictions["filenames"], split.filenames)
-    thresholds = read_class_thresholds(args.class_thresholds)
     video, segment = resolve_thresholds(
         video_threshold=args.video_threshold,
         segment_threshold=args.segment_threshold,
@@ -252,7 +254,8 @@ def evaluate_file(args: argparse.Namespace) -> tuple[dict[str, float], dict[str,
     """Load, validate and score; returns the ten numbers and the protocol."""
     predictions = load_predictions(args.predictions)
     split = load_eval_split(args)
-    video_scores, protocol = split_scores(args.predictions, predictions, args, split)
+    thresholds = read_class_thresholds(args.class_thresholds)
+    video_scores, protocol = split_scores(args.predictions, predictions, args, split, thresholds)
     if args.per_video is not None:
         write_per_video(args.per_video, video_scores, split.filenames)
     return dataset_scores(video_scores), protocol
@@ -263,8 +266,9 @@ def compare_files(args: argparse.Namespace) -> tuple[PairedDifference, dict[str,
     first, second = args.compare
     loaded = [load_predictions(first), load_predictions(second)]
     split = load_eval_split(args)
-    scores_a, protocol = split_scores(first, loaded[0], args, split)
-    scores_b, _ = split_scores(second, loaded[1], args, split)
+    thresholds = read_class_thresholds(args.class_thresholds)
+    scores_a, protocol = split_scores(first, loaded[0], args, split, thresholds)
+    scores_b, _ = split_scores(second, loaded[1], args, split, thresholds)
     indices = resample_indices(len(scores_a), args.resamples, args.seed)
     return paired_bootstrap(scores_a, scores_b, indices), protocol
 

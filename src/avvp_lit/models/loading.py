@@ -32,7 +32,7 @@ import hydra
 import torch
 from torch import nn
 
-from avvp_lit.utils.errors import InputError
+from avvp_lit.utils.errors import InputError, one_line
 
 NETWORK_FILE_FORMAT = "avvp-lit-network"
 BLOCK_MODULES = ("projection", "decoupling", "enhancement", "heads", "networks", "fused")
@@ -130,7 +130,7 @@ def load_payload(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        text = " ".join(str(error).split())
+        text = one_line(error)
         if "weights_only" in text or "Unsupported global" in text:
             reason = "it holds objects other than tensors and plain containers"
         else:
@@ -139,7 +139,7 @@ def load_payload(path: str | Path) -> Any:
     except MemoryError:
         raise
     except Exception as error:  # whatever the unpickler makes of a damaged file
-        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        reason = one_line(error, 160)
         raise NetworkFileError(
             f"{path}: not a readable checkpoint (truncated, or not a PyTorch file: {reason})"
         ) from error

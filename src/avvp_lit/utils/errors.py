@@ -38,11 +38,16 @@ def debug_requested(argv: list[str] | None = None) -> bool:
     return "--debug" in (sys.argv[1:] if argv is None else argv)
 
 
+def one_line(error: BaseException, limit: int | None = None) -> str:
+    """An exception's message on one line (whitespace collapsed), or its type's name."""
+    return " ".join(str(error).split())[:limit] or type(error).__name__
+
+
 def describe(error: BaseException) -> str:
     """One line for a named error: the message, or for an OS error its file and reason."""
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         return f"{error.filename}: {error.strerror}"
-    return " ".join(str(error).split()) or type(error).__name__
+    return one_line(error)
 
 
 def report_input_error(program: str, error: BaseException) -> None:
