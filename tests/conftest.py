@@ -9,8 +9,7 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("AVVP_SHARED", REPO.parent / "shared"))
+from tests.helpers import SHARED  # noqa: E402
 
 
 def _require(path: Path) -> Path:

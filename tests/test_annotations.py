@@ -12,7 +12,7 @@ import pytest
 from avvp_lit.classes import CLASSES
 from avvp_lit.data.annotations import AnnotationError, feature_id, load_split, read_dense_labels
 from avvp_lit.data.check import check_dataset
-from tests.datasets import HEADER_DENSE, HEADER_WEAK, write_dataset
+from tests.helpers.datasets import HEADER_DENSE, HEADER_WEAK, write_dataset
 
 README_MD5 = {
     "AVVP_dataset_full.csv": "214b996efd41f3dfa08ed49426c85969",
@@ -87,7 +87,7 @@ def test_check_reports_the_readme_quirks(llp_dir: Path) -> None:
 
 
 def test_avvp_data_check_cli(llp_dir: Path, capsys: pytest.CaptureFixture, monkeypatch) -> None:
-    from avvp_lit.data.cli import main
+    from avvp_lit.cli.data import main
 
     monkeypatch.setenv("COLUMNS", "250")
     assert main(["check", str(llp_dir)]) == 0

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from avvp_lit.callbacks import AtomicCheckpointIO
+from avvp_lit.engine.callbacks import AtomicCheckpointIO
 from avvp_lit.utils.atomic import TMP_MARK, atomic_write_bytes
-from tests.datasets import write_dataset
+from tests.helpers.datasets import write_dataset
 
 
 def disk_full(*args, **kwargs):
@@ -55,8 +55,8 @@ def test_checkpoint_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> 
 
 
 def test_eval_json_is_not_left_empty(tmp_path: Path, monkeypatch, capsys) -> None:
-    from avvp_lit.metrics.cli import main as eval_main
-    from avvp_lit.predictions import write_predictions
+    from avvp_lit.cli.eval import main as eval_main
+    from avvp_lit.engine.results import write_predictions
 
     root = tmp_path / "ds"
     names = write_dataset(root, "han", (2, 3, 3))["test"]
@@ -90,6 +90,7 @@ def test_synth_removes_partials_of_killed_generations(tmp_path: Path) -> None:
 
 
 def test_pack_resumes_after_damage_and_refuses_a_full_disk(tmp_path: Path, monkeypatch, capsys):
+    from avvp_lit.cli.pack import main as pack_main
     from avvp_lit.data import pack as pack_module
     from avvp_lit.data.stores import open_store
 
@@ -98,7 +99,7 @@ def test_pack_resumes_after_damage_and_refuses_a_full_disk(tmp_path: Path, monke
     out = root / "features.h5"
     partial = out.with_name(out.name + ".partial")
     partial.write_bytes(b"\x89HDF\r\n\x1a\n truncated by a full disk")
-    assert pack_module.main([str(root), str(out), "--resume"]) == 0
+    assert pack_main([str(root), str(out), "--resume"]) == 0
     assert "cannot be resumed" in capsys.readouterr().err
     assert len(open_store(root, None, "h5").ids()) == 7 and not partial.exists()
 
@@ -106,7 +107,7 @@ def test_pack_resumes_after_damage_and_refuses_a_full_disk(tmp_path: Path, monke
         free = 1000
 
     monkeypatch.setattr(pack_module.shutil, "disk_usage", lambda path: Usage())
-    assert pack_module.main([str(root), str(tmp_path / "again.h5")]) == 2
+    assert pack_main([str(root), str(tmp_path / "again.h5")]) == 2
     err = capsys.readouterr().err
     assert "needs about" in err and "GiB free" in err
     assert not (tmp_path / "again.h5").exists()

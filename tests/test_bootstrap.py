@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from avvp_lit.metrics.bootstrap import paired_bootstrap, resample_indices
-from avvp_lit.metrics.cli import main as eval_main
+from avvp_lit.cli.eval import main as eval_main
+from avvp_lit.engine.results import write_predictions
+from avvp_lit.metrics.bootstrap import paired_bootstrap, resample_indices, two_level_bootstrap
 from avvp_lit.metrics.functional import METRIC_NAMES, dataset_scores
-from avvp_lit.predictions import write_predictions
-from tests.datasets import write_dataset
+from tests.helpers.datasets import write_dataset
 
 
 def loop_bootstrap(a: np.ndarray, b: np.ndarray, indices: np.ndarray) -> dict[str, np.ndarray]:
@@ -139,3 +139,65 @@ def test_resampling_is_a_matrix_product_of_counts() -> None:
     from avvp_lit.metrics.bootstrap import resample_counts
 
     assert resample_counts(indices).tolist() == [[2.0, 0.0, 1.0], [0.0, 1.0, 2.0]]
+
+
+def loop_two_level(a: np.ndarray, b: np.ndarray, resamples: int, seed: int) -> dict:
+    """The two-level bootstrap as loops over resamples, seed slots and videos, drawing
+    the same random numbers in the same order (seeds first, then each slot's videos)."""
+    seeds, videos, _ = a.shape
+    generator = torch.Generator().manual_seed(seed)
+    drawn = torch.randint(seeds, (resamples, seeds), generator=generator).numpy()
+    slots = [
+        torch.randint(videos, (resamples, videos), generator=generator).numpy()
+        for _ in range(seeds)
+    ]
+
+    def numbers(scores: np.ndarray, rows) -> np.ndarray:
+        means = np.array([sum(scores[r, m] for r in rows) / len(rows) for m in range(10)])
+        for start in (0, 5):
+            means[start + 3] = (means[start] + means[start + 1] + means[start + 2]) / 3
+        return 100 * means
+
+    resampled = np.zeros((resamples, 10))
+    for r in range(resamples):
+        for slot in range(seeds):
+            s, rows = drawn[r, slot], slots[slot][r]
+            resampled[r] += (numbers(b[s], rows) - numbers(a[s], rows)) / seeds
+    everything = range(videos)
+    delta = np.mean(
+        [numbers(b[s], everything) - numbers(a[s], everything) for s in range(seeds)], 0
+    )
+    return {
+        "delta": delta,
+        "low": np.percentile(resampled, 2.5, axis=0),
+        "high": np.percentile(resampled, 97.5, axis=0),
+    }
+
+
+def test_two_level_bootstrap_equals_the_loop() -> None:
+    rng = np.random.default_rng(11)
+    a, b = rng.random((3, 7, 10)), rng.random((3, 7, 10))
+    result = two_level_bootstrap(a, b, resamples=30, seed=2)
+    reference = loop_two_level(a, b, 30, 2)
+    for field, expected in reference.items():
+        assert np.allclose(getattr(result, field), expected, atol=1e-9, rtol=0), field
+    assert (result.seeds, result.videos, result.resamples) == (3, 7, 30)
+
+
+def test_two_level_identical_scores_give_a_degenerate_zero_interval() -> None:
+    a = np.random.default_rng(0).random((2, 20, 10))
+    result = two_level_bootstrap(a, a.copy(), resamples=200, seed=0)
+    assert np.all(result.delta == 0) and np.all(result.low == 0) and np.all(result.high == 0)
+    assert not result.resolved.any()
+
+
+def test_seed_spread_widens_what_the_videos_alone_would_resolve() -> None:
+    """Every video gains the same amount within a seed (no video-level doubt), but the
+    gain changes sign between seeds: only the seed level can show it is unresolved."""
+    a = np.full((3, 50, 10), 0.5)
+    b = a + np.array([0.03, -0.03, 0.005])[:, None, None]
+    one_seed = two_level_bootstrap(a[:1], b[:1], resamples=500, seed=0)
+    assert one_seed.resolved.all()  # +3 points on every video of the one seed
+    three = two_level_bootstrap(a, b, resamples=500, seed=0)
+    assert np.allclose(three.delta, 100 * 0.005 / 3)
+    assert not three.resolved.any() and (three.low < 0).all() and (three.high > 0).all()

@@ -6,15 +6,15 @@ import hydra
 import pytest
 import torch
 
+from avvp_lit.cli.convert import main
 from avvp_lit.models.convert import (
     ConversionError,
     load_official,
-    main,
     official_model_config,
     to_official,
 )
 from avvp_lit.models.loading import NetworkFileError, read_network
-from tests.training import compose_raw
+from tests.helpers.training import compose_raw
 
 SMALL_MMCSE = [
     "model.hidden_dim=32",

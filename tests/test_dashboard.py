@@ -1,19 +1,17 @@
 """The dashboards: W&B offline runs, figures in the run directory, logger configs, sweeps.
 
-The main test trains a stand-in network (``tests.test_parse.TinyNet``) through the real
+The main test trains a stand-in network (``tests.helpers.tiny.TinyNet``) through the real
 ``avvp-train`` code path on a tiny hand-made dataset with ``WANDB_MODE=offline`` and
-reads the offline run folder back: metrics in the history, the resolved config, the
+checks what W&B received through its public ``Run`` object (``config`` and ``summary``)
+and the offline run folder's media files: the metrics, the resolved config, the
 timeline and attention images, the per-class F1 table. No network, no account.
 """
 
 from __future__ import annotations
 
 import json
-import struct
-import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -24,18 +22,16 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, open_dict
 
 from avvp_lit.classes import CLASSES
-from avvp_lit.dashboard import Dashboard, wandb_group_and_tags, wandb_logger
 from avvp_lit.data.datamodule import LLPDataModule
+from avvp_lit.engine.dashboard import Dashboard, wandb_group_and_tags, wandb_logger
+from avvp_lit.engine.module import AVVPModule
+from avvp_lit.engine.run import instantiate_group
 from avvp_lit.metrics import METRIC_NAMES
 from avvp_lit.metrics.functional import CLASS_F1_KEYS
-from avvp_lit.module import AVVPModule
-from avvp_lit.run import instantiate_group
-from tests.datasets import write_dataset
-from tests.test_parse import TinyNet
-from tests.training import compose_config, compose_raw
+from tests.helpers.datasets import write_dataset
+from tests.helpers.tiny import TinyNet
+from tests.helpers.training import compose_config, compose_raw
 
-WANDB_BLOCK = 32 * 1024
-WANDB_HEADER = 7
 NO_MODEL = ["~model", "~loss"]
 
 
@@ -43,73 +39,13 @@ def stand_in_config(root: Path, out: Path, overrides: list[str]) -> DictConfig:
     """train.yaml with the stand-in network and loss on a tiny HAN-feature dataset."""
     cfg = compose_config("train", NO_MODEL + overrides, out, out.parent / "data")
     with open_dict(cfg):
-        cfg.model = {"_target_": "tests.test_parse.TinyNet", "feature_set": "han"}
-        cfg.loss = {"_target_": "tests.test_parse.TinyLoss"}
+        cfg.model = {"_target_": "tests.helpers.tiny.TinyNet", "feature_set": "han"}
+        cfg.loss = {"_target_": "tests.helpers.tiny.TinyLoss"}
         cfg.data.root = str(root)
         cfg.data.feature_set = "han"
         cfg.data.synthetic = None
         cfg.data.default_root = None
     return cfg
-
-
-def wandb_records(run_dir: Path) -> list[Any]:
-    """The records of an offline run's ``run-*.wandb`` file (W&B's LevelDB-style log)."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = next(run_dir.glob("run-*.wandb")).read_bytes()
-    assert data[:4] == b":W&B"
-    records, chunks, pos = [], [], WANDB_HEADER
-    while pos + 7 <= len(data):
-        left = WANDB_BLOCK - pos % WANDB_BLOCK
-        if left < 7:
-            pos += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if length == 0 and kind == 0:
-            pos += 7
-            continue
-        chunks.append(data[pos + 7 : pos + 7 + length])
-        pos += 7 + length
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(b"".join(chunks))
-            records.append(record)
-            chunks = []
-    return records
-
-
-def finished_records(run_dir: Path, timeout: float = 30.0) -> list[Any]:
-    """The records once the run's ``exit`` record is on disk.
-
-    ``wandb.finish()`` returns when the W&B service has the run's end, which may be a
-    moment before its writer has flushed the file.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        records = wandb_records(run_dir)
-        if any(r.WhichOneof("record_type") == "exit" for r in records):
-            return records
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{run_dir}: no exit record after {timeout} s")
-        time.sleep(0.2)
-
-
-def history_and_config(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """History rows ({"a/b": value}) and the logged config of an offline run."""
-    rows, config = [], {}
-    for record in finished_records(run_dir):
-        kind = record.WhichOneof("record_type")
-        if kind == "history":
-            rows.append(
-                {
-                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                    for item in record.history.item
-                }
-            )
-        elif kind == "config":
-            for item in record.config.update:
-                config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
-    return rows, config
 
 
 @pytest.fixture()
@@ -138,7 +74,7 @@ def test_offline_wandb_run_holds_metrics_config_table_and_images(
 ) -> None:
     import wandb
 
-    from avvp_lit.train import train
+    from avvp_lit.engine.tasks import train_and_test as train
 
     root = tmp_path / "llp"
     splits = write_dataset(root, "han", (8, 5, 5), seed=1)
@@ -159,6 +95,8 @@ def test_offline_wandb_run_holds_metrics_config_table_and_images(
     assert cfg.logger.wandb.mode == "offline"
     payload = train(cfg)
     assert payload is not None
+    run = wandb.run
+    config, summary = run.config.as_dict(), dict(run.summary)
     wandb.finish()  # flushes the run folder
 
     figures = out / "figures"
@@ -185,15 +123,12 @@ def test_offline_wandb_run_holds_metrics_config_table_and_images(
     assert table["columns"] == ["class", "seg_a", "seg_v", "seg_av", "evt_a", "evt_v", "evt_av"]
     assert [row[0] for row in table["data"]] == list(CLASSES)
 
-    rows, config = history_and_config(run_dir)
-    logged = set().union(*rows)
-    assert {f"val/{name}" for name in METRIC_NAMES} <= logged
-    assert {f"test/{name}" for name in METRIC_NAMES} <= logged
-    assert {"train/bce", "train/total"} <= logged
-    assert config["model"]["_target_"] == "tests.test_parse.TinyNet"
+    assert {f"val/{name}" for name in METRIC_NAMES} <= set(summary)
+    assert {f"test/{name}" for name in METRIC_NAMES} <= set(summary)
+    assert {"train/bce", "train/total"} <= set(summary)
+    assert config["model"]["_target_"] == "tests.helpers.tiny.TinyNet"
     assert config["trainer"]["max_epochs"] == 2
-    seg_type = [row["test/seg_type"] for row in rows if "test/seg_type" in row]
-    assert seg_type == [pytest.approx(payload["seg_type"])]
+    assert summary["test/seg_type"] == pytest.approx(payload["seg_type"])
 
 
 def test_dashboard_without_attention_maps_and_off_rank_zero(tmp_path: Path) -> None:

@@ -11,12 +11,12 @@ import h5py
 import numpy as np
 import pytest
 
+from avvp_lit.cli.data import main as data_main
 from avvp_lit.data.annotations import AnnotationError, load_split
-from avvp_lit.data.cli import main as data_main
 from avvp_lit.data.features import FeatureError
 from avvp_lit.data.pack import pack
 from avvp_lit.data.stores import open_store
-from tests.datasets import write_dataset
+from tests.helpers.datasets import write_dataset
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from avvp_lit.data.annotations import load_split
 from avvp_lit.data.datamodule import LLPDataModule
 from avvp_lit.data.features import FEATURE_SETS, FeatureError
 from avvp_lit.data.pack import pack
-from tests.datasets import write_dataset
+from tests.helpers.datasets import write_dataset
 
 SHAPES = {
     "han": {"audio": (10, 128), "visual": (80, 2048), "visual_st": (10, 512)},
@@ -94,7 +94,7 @@ def test_missing_videos_error_or_skip(tmp_path: Path) -> None:
         strict.setup("fit")
     text = str(error.value)
     assert "12 of 14 train videos have no features" in text
-    assert ", ".join(gone[:10]) + " ..." in text and gone[10] not in text
+    assert ", ".join(gone[:10]) + ", ... (2 more)" in text and gone[10] not in text
     lenient = LLPDataModule(root=root, feature_set="han", on_missing="skip", progress=False)
     with pytest.warns(UserWarning, match="12 of 14 train videos .* dropped"):
         lenient.setup("fit")

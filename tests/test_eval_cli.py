@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from avvp_lit.classes import CLASS_INDEX
+from avvp_lit.cli.eval import main
 from avvp_lit.metrics import METRIC_NAMES
-from avvp_lit.metrics.cli import main
-from tests.test_metrics_reference import ref_dataset_scores, ref_per_video_scores
+from tests.helpers.reference_metrics import ref_dataset_scores, ref_per_video_scores
 
 T, K = 10, 25
 VIDEOS = ["-abcDEF_123_30_40", "vid_0000001_0_10", "Zz9Zz9Zz9Zz_101.8_111.8", "q" * 11 + "_5_15"]

@@ -13,14 +13,14 @@ import pytest
 
 from avvp_lit.utils.errors import EXIT_BAD_INPUT
 from avvp_lit.utils.lock import LOCK_NAME, run_directory_lock
-from tests.training import run_app
+from tests.helpers.training import run_app
 
 
 def test_a_second_run_in_a_directory_refuses(tmp_path: Path, monkeypatch, capsys) -> None:
     run_dir = tmp_path / "run"
     with run_directory_lock(run_dir):
         code, err = run_app(
-            "avvp_lit.train",
+            "avvp_lit.cli.train",
             ["experiment=smoke", f"data.root={tmp_path / 'd'}", f"hydra.run.dir={run_dir}"],
             monkeypatch,
             capsys,
@@ -48,7 +48,7 @@ def test_stale_and_foreign_locks(tmp_path: Path) -> None:
 
 
 def test_latest_points_to_the_newest_finished_run(tmp_path: Path) -> None:
-    from avvp_lit.run import point_latest
+    from avvp_lit.engine.run import point_latest
 
     runs = tmp_path / "outputs" / "train" / "runs"
     for name in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"):
@@ -62,6 +62,6 @@ def test_latest_points_to_the_newest_finished_run(tmp_path: Path) -> None:
 def test_a_run_stopped_by_bad_input_leaves_no_folder(tmp_path: Path, monkeypatch, capsys):
     run_dir = tmp_path / "outputs" / "train" / "runs" / "now"
     code, _ = run_app(
-        "avvp_lit.train", ["seed=abc", f"hydra.run.dir={run_dir}"], monkeypatch, capsys
+        "avvp_lit.cli.train", ["seed=abc", f"hydra.run.dir={run_dir}"], monkeypatch, capsys
     )
     assert code == EXIT_BAD_INPUT and not run_dir.exists()

@@ -20,7 +20,7 @@ from avvp_lit.losses import (
     cooccurrence_targets,
 )
 from avvp_lit.models import ParsingOutput
-from tests.training import compose_raw
+from tests.helpers.training import compose_raw
 
 B, T, K, D, H = 2, 10, 25, 4, 6
 

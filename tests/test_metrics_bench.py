@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from avvp_lit.bench import main as bench_main
 from avvp_lit.bench.metrics import random_case
+from avvp_lit.cli.bench import main as bench_main
 from avvp_lit.metrics import evaluate
 
 

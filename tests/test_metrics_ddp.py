@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data import DistributedSampler
 
-from tests.test_metrics_metric import make_batch
+from tests.helpers.metric_cases import make_batch
 
 VIDEOS = 37
 WORLD = 2

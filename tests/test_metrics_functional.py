@@ -23,7 +23,8 @@ from avvp_lit.metrics import (
     scores_from_counts,
     segment_counts,
 )
-from tests.test_metrics_reference import (
+from tests.helpers.metric_cases import runs_case
+from tests.helpers.reference_metrics import (
     ref_binarize,
     ref_dataset_scores,
     ref_event_counts,
@@ -79,21 +80,6 @@ def edge_case(rng: np.random.Generator) -> np.ndarray:
 def bernoulli_case(rng: np.random.Generator, videos: int) -> np.ndarray:
     density = rng.choice([0.05, 0.2, 0.5, 0.8, 0.95], size=(4, videos, 1, 1))
     return (rng.random((4, videos, K, T)) < density).astype(np.int64)
-
-
-def runs_case(rng: np.random.Generator, videos: int) -> np.ndarray:
-    """Few active classes per video, each with 1-4 random intervals (overlaps merge)."""
-    out = np.zeros((4, videos, K, T), dtype=np.int64)
-    active = rng.random((4, videos, K)) < 0.2
-    for stream, video, cls in zip(*np.nonzero(active), strict=True):
-        for _ in range(rng.integers(1, 5)):
-            start = rng.integers(0, T)
-            out[stream, video, cls, start : start + rng.integers(1, T + 1)] = 1
-    # AV overlap needs shared classes: copy some audio rows into visual.
-    shared = rng.random((videos, K)) < 0.3
-    out[1][shared] |= out[0][shared]
-    out[3][shared] |= out[2][shared]
-    return out
 
 
 def _reference(case: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from avvp_lit.classes import CLASSES
+from avvp_lit.engine.predictions import PredictionCollector
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics, evaluate, format_protocol, protocol_dict
 from avvp_lit.metrics.avvp import first_rows_by_index
-from avvp_lit.predictions import PREDICTION_KEYS, PredictionCollector
-from tests.test_metrics_functional import runs_case
-from tests.test_metrics_reference import (
+from avvp_lit.models.output import PREDICTION_KEYS
+from tests.helpers.metric_cases import make_batch
+from tests.helpers.reference_metrics import (
     ref_binarize,
     ref_dataset_scores,
     ref_per_video_scores,
@@ -21,25 +22,6 @@ from tests.test_metrics_reference import (
 )
 
 T, K = 10, 25
-
-
-def make_batch(videos: int, *, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Model outputs on a 1/8 grid and time-major (B, 10, 25) ground truth, like a batch."""
-    rng = np.random.default_rng(seed)
-
-    def grid(*shape: int) -> torch.Tensor:
-        return torch.from_numpy((rng.integers(0, 9, size=shape) / 8).astype(np.float32))
-
-    gt = runs_case(rng, videos)[2:]  # (2, N, 25, 10) class-major
-    return {
-        "global_prob": grid(videos, K),
-        "a_prob": grid(videos, K),
-        "v_prob": grid(videos, K),
-        "frame_prob": grid(videos, T, 2, K),
-        "gt_audio": torch.from_numpy(gt[0]).transpose(1, 2).to(torch.uint8),
-        "gt_visual": torch.from_numpy(gt[1]).transpose(1, 2).to(torch.uint8),
-        "index": torch.arange(videos),
-    }
 
 
 def class_major(gt: torch.Tensor) -> list:

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from avvp_lit.bench import main as bench_main
 from avvp_lit.bench.models import count_gflop
+from avvp_lit.cli.bench import main as bench_main
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from avvp_lit.models.fused import is_fused
-from tests.training import compose_raw
+from tests.helpers.training import compose_raw
 
 B, T, K = 2, 10, 25
 VALOR_INPUTS = {"audio": (B, 64, 768), "visual": (B, 10, 768), "visual_st": (B, 10, 512)}

@@ -20,7 +20,7 @@ from avvp_lit.models.fused import (
     norm_feed_forward,
     use_fused,
 )
-from tests.training import compose_raw
+from tests.helpers.training import compose_raw
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

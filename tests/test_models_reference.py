@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from avvp_lit.losses import Orthogonality, Reconstruction
 from avvp_lit.models.convert import UNUSED_PREFIXES, to_official
-from tests.training import compose_raw
+from tests.helpers.training import compose_raw
 
 B, K, HEADS = 2, 25, 2
 

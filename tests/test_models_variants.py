@@ -8,7 +8,7 @@ import torch
 
 from avvp_lit.models import ClassWiseParsingNetwork, HolisticParsingNetwork, ParsingOutput
 from avvp_lit.models.fused import use_fused
-from tests.training import compose_raw
+from tests.helpers.training import compose_raw
 
 B, T, K = 2, 10, 25
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from avvp_lit import notebook_helpers as nh
-from avvp_lit.report import main as report_main
-from avvp_lit.train import train
-from tests.test_report import make_sweep
-from tests.training import compose_config
+from avvp_lit.analysis import runs as nh
+from avvp_lit.analysis.ablation import build_report, mean_std_text
+from avvp_lit.cli.report import main as report_main
+from avvp_lit.engine.tasks import train_and_test as train
+from tests.helpers.sweeps import make_sweep
+from tests.helpers.training import compose_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -99,8 +100,10 @@ def test_class_f1_is_recomputed_without_the_dashboard_table(tiny_run: Path, tmp_
 
 def test_ablation_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sweep = make_sweep(tmp_path / "sweep")
-    assert report_main([str(sweep)]) == 0
+    assert report_main([str(sweep), "--resamples", "500"]) == 0
+    full = build_report(sweep, resamples=500).variant("full")
     cells = execute("03_ablation", {"AVVP_NB_REPORT": str(sweep)}, monkeypatch)
     html = "".join(o.get("data", {}).get("text/html", "") for c in cells for o in c.outputs)
-    assert "52.00 ± 2.00" in html and "no_cafd" in html
+    assert mean_std_text(full, "seg_type") in html and "no_cafd" in html
+    assert "-20.50* [-21.00, -20.00]" in html  # han's Δ with its interval, marked
     assert _images(cells) == 1

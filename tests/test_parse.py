@@ -10,106 +10,36 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from omegaconf import DictConfig, open_dict
-from torch import nn
 
-from avvp_lit.classes import CLASS_INDEX, CLASSES
+from avvp_lit.classes import CLASS_INDEX, CLASSES, EVENT_MODALITIES
 from avvp_lit.data.features import FEATURE_SETS
+from avvp_lit.engine.parsing import extract_events
+from avvp_lit.engine.parsing import parse_videos as parse
 from avvp_lit.metrics import binarize
-from avvp_lit.models.loading import register_block
-from avvp_lit.parse import EVENT_MODALITIES, extract_events, parse
-from avvp_lit.run import ConfigError
-from tests.datasets import write_dataset
-from tests.training import compose_raw
+from avvp_lit.utils.errors import ConfigError
+from tests.helpers.datasets import write_dataset
+from tests.helpers.tiny import TinyNet
+from tests.helpers.training import compose_raw
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (2, 3, 8)
 
 
-@dataclass
-class TinyOutput:
-    global_prob: torch.Tensor
-    a_prob: torch.Tensor
-    v_prob: torch.Tensor
-    frame_prob: torch.Tensor
-    frame_logits: torch.Tensor
-    attn_maps: dict[str, torch.Tensor] | None
-
-
-@register_block
-class TinyNet(nn.Module):
-    """A stand-in parsing network for the HAN feature shapes (B, 10, 128) / (B, 80, 2048).
-
-    Frame logits are standardised per video, so about half of the seconds are positive
-    whatever the random features; ``class_wise`` adds SECM-like attention maps.
-    """
-
-    def __init__(self, feature_set: str = "han", class_wise: bool = True) -> None:
-        super().__init__()
-        self.feature_set = feature_set
-        self.class_wise = class_wise
-        self.fc_a = nn.Linear(128, 25)
-        self.fc_v = nn.Linear(2048, 25)
-        self.fc_st = nn.Linear(512, 25)
-
-    def forward(
-        self, audio: torch.Tensor, visual: torch.Tensor, visual_st: torch.Tensor
-    ) -> TinyOutput:
-        batch = audio.shape[0]
-        a = self.fc_a(audio)
-        v = self.fc_v(visual.view(batch, 10, 8, -1).mean(2)) + self.fc_st(visual_st)
-        logits = torch.stack([a, v], dim=2)
-        logits = logits - logits.mean(dim=(1, 2, 3), keepdim=True)
-        logits = 2 * logits / logits.std(dim=(1, 2, 3), keepdim=True)
-        frame_prob = torch.sigmoid(logits)
-        a_prob, v_prob = frame_prob.max(dim=1).values.unbind(1)
-        maps = None
-        if self.class_wise:
-            outer = {
-                "aa": (a, a),
-                "av": (a, v),
-                "vv": (v, v),
-                "va": (v, a),
-            }
-            maps = {
-                k: torch.softmax(q[..., :, None] * o[..., None, :], -1)
-                for k, (q, o) in outer.items()
-            }
-        return TinyOutput(
-            global_prob=0.5 * (a_prob + v_prob),
-            a_prob=a_prob,
-            v_prob=v_prob,
-            frame_prob=frame_prob,
-            frame_logits=logits,
-            attn_maps=maps,
-        )
-
-
-class TinyLoss(nn.Module):
-    """Weak-label BCE on the video-level probability, in the ``{term, total}`` contract."""
-
-    def forward(
-        self, output: TinyOutput, batch: dict[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
-        prob = output.global_prob.clamp(1e-7, 1 - 1e-7)
-        bce = nn.functional.binary_cross_entropy(prob, batch["label"])
-        return {"bce": bce, "total": bce}
-
-
 def write_checkpoint(path: Path, network: TinyNet) -> Path:
     """The parts of an `avvp-train` checkpoint that ``load_network`` reads."""
     config = {
-        "_target_": "tests.test_parse.TinyNet",
+        "_target_": "tests.helpers.tiny.TinyNet",
         "feature_set": network.feature_set,
         "class_wise": network.class_wise,
     }
@@ -130,7 +60,7 @@ def parse_config(overrides: list[str], output_dir: Path) -> DictConfig:
 def expected_predictions(
     network: TinyNet, root: Path, ids: list[str], gating: str, thresholds: tuple[float, float]
 ) -> tuple[np.ndarray, ...]:
-    """Pa, Pv (N, 10, 25) and the frame probabilities, computed without avvp_lit.parse."""
+    """Pa, Pv (N, 10, 25) and the frame probabilities, computed without avvp_lit.cli.parse."""
     spec = FEATURE_SETS["han"]
     inputs = [
         torch.from_numpy(np.stack([np.load(root / spec[k].folder / f"{v}.npy") for v in ids]))
@@ -352,8 +282,9 @@ def _break_features(root: Path, ids: list[str]) -> dict[str, str]:
 
 
 def test_missing_and_malformed_features_are_reported_and_skipped(
-    checkpoint: tuple[Path, TinyNet], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    checkpoint: tuple[Path, TinyNet], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="avvp_lit.utils.progress")
     root = tmp_path / "llp"
     names = write_dataset(root, "han", SIZES, seed=4)["test"]
     broken = _break_features(root, [names[i][:11] for i in (1, 2, 4, 6)])
@@ -370,7 +301,7 @@ def test_missing_and_malformed_features_are_reported_and_skipped(
     assert written == [n for n in names if n[:11] not in broken]
     saved = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert saved["skipped"] == summary["skipped"]
-    assert "skipped 4 videos" in capsys.readouterr().out
+    assert "skipped 4 videos" in caplog.text
 
 
 def test_new_videos_without_annotations(checkpoint: tuple[Path, TinyNet], tmp_path: Path) -> None:
@@ -400,12 +331,11 @@ def test_cli_writes_outputs(
         [
             sys.executable,
             "-m",
-            "avvp_lit.parse",
+            "avvp_lit.cli.parse",
             f"ckpt={ckpt}",
             f"input={root}",
             "split=val",
-            "progress=false",
-            "trusted_blocks=[tests.test_parse.TinyNet]",
+            "trusted_blocks=[tests.helpers.tiny.TinyNet]",
             f"hydra.run.dir={tmp_path / 'run'}",
         ],
         cwd=tmp_path,
@@ -415,7 +345,11 @@ def test_cli_writes_outputs(
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    assert f"parsed {len(splits['val'])} of {len(splits['val'])} videos" in run.stdout
+    done = f"parsed {len(splits['val'])} of {len(splits['val'])} videos"
+    log = (tmp_path / "run" / "parse.log").read_text()
+    assert done in run.stdout and done in log
+    # without a terminal, progress is plain lines, and parse.log holds them
+    assert f"parsing {len(splits['val'])}/{len(splits['val'])} (100%)" in log
     lines = (tmp_path / "run" / "events.csv").read_text().splitlines()
     assert lines[0] == "filename,class,modality,onset,offset,score"
     assert all(line.split(",")[1] in CLASSES for line in lines[1:])

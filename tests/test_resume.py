@@ -16,7 +16,7 @@ import torch
 
 from avvp_lit.metrics import METRIC_NAMES
 from avvp_lit.utils.lock import LOCK_NAME
-from tests.training import finish, subprocess_train
+from tests.helpers.training import finish, subprocess_train
 
 # HAN on the tiny VALOR set learns here: validation Seg Type@AV falls after epoch 0 and
 # rises again, so epoch 0 is the best of three and the resumed run must keep it.

@@ -6,9 +6,10 @@ import hydra
 import pytest
 from omegaconf import OmegaConf
 
+from avvp_lit.engine.run import fused_wins, prepare_network
 from avvp_lit.models.fused import is_fused
-from avvp_lit.run import ConfigError, fused_wins, prepare_network
-from tests.training import compose_raw
+from avvp_lit.utils.errors import ConfigError
+from tests.helpers.training import compose_raw
 
 
 @pytest.mark.parametrize(

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
+from avvp_lit.engine.tasks import check_resume_checkpoint
 from avvp_lit.models.loading import (
     NetworkFileError,
     build_network,
     read_network,
     register_block,
 )
-from avvp_lit.train import check_resume_checkpoint
-from tests.conftest import REPO
-from tests.training import compose_raw, run_app
+from tests.helpers import REPO
+from tests.helpers.training import compose_raw, run_app
 
 SMALL_HAN = ["+model=han", "model.hidden_dim=16", "model.enhancement.ffn_dim=16"]
 
@@ -159,9 +159,9 @@ def test_unreadable_checkpoints_are_named_errors(
 
 
 def test_resume_checkpoint_is_checked_before_work(tmp_path: Path) -> None:
-    from avvp_lit.run import build_module
+    from avvp_lit.engine.run import build_module
 
-    cfg = compose_raw(["model=han", "loss=han", "model.hidden_dim=16"], "train")
+    cfg = compose_raw(["model=han", "loss=han", "model.hidden_dim=16", "data=llp_han"], "train")
     module = build_module(cfg)
     marker = tmp_path / "ran"
     state = module.network.state_dict()
@@ -191,8 +191,8 @@ def test_parse_and_evaluate_refuse_a_pickled_checkpoint(
     marker = tmp_path / "ran"
     torch.save({"avvp_lit": MakesFolder(marker), "state_dict": {}}, tmp_path / "evil.ckpt")
     for module, extra in (
-        ("avvp_lit.parse", [f"input={tmp_path}"]),
-        ("avvp_lit.evaluate", [f"data.root={tmp_path / 'absent'}"]),
+        ("avvp_lit.cli.parse", [f"input={tmp_path}"]),
+        ("avvp_lit.cli.evaluate", [f"data.root={tmp_path / 'absent'}"]),
     ):
         args = [f"ckpt={tmp_path / 'evil.ckpt'}", *extra, f"hydra.run.dir={tmp_path}/run"]
         code, err = run_app(module, args, monkeypatch, capsys)
@@ -216,6 +216,6 @@ def test_eval_refuses_pickled_predictions(tmp_path: Path) -> None:
         v_prob=zeros,
         frame_prob=np.zeros((1, 10, 2, 25), np.float32),
     )
-    run = run_cli("avvp_lit.metrics.cli", str(path), "--annotations", str(tmp_path), cwd=tmp_path)
+    run = run_cli("avvp_lit.cli.eval", str(path), "--annotations", str(tmp_path), cwd=tmp_path)
     assert run.returncode == 2 and "stored as Python objects" in run.stderr, run.stderr
     assert not marker.exists()

@@ -9,12 +9,12 @@ import h5py
 import numpy as np
 import pytest
 
+from avvp_lit.cli.pack import main as pack_main
 from avvp_lit.data import pack as pack_module
 from avvp_lit.data.features import FEATURE_SETS, FeatureError
-from avvp_lit.data.pack import main as pack_main
 from avvp_lit.data.pack import pack
 from avvp_lit.data.stores import H5Store, NpyStore, open_store
-from tests.datasets import write_dataset
+from tests.helpers.datasets import write_dataset
 
 
 @pytest.fixture(params=["han", "valor"])

@@ -21,8 +21,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from avvp_lit.report import build_report
-from tests.training import compose_raw
+from avvp_lit.cli.report import build_report
+from tests.helpers.training import compose_raw
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -238,7 +238,7 @@ def test_joblib_multirun_with_fork_dataloader_workers(tmp_path: Path) -> None:
     data = generate(tmp_path / "tiny", features="valor", size="tiny", seed=0, progress=False)
     sweep = tmp_path / "sweep"
     command = [
-        sys.executable, "-m", "avvp_lit.train", "--multirun", "ablation=components",
+        sys.executable, "-m", "avvp_lit.cli.train", "--multirun", "ablation=components",
         "launcher=joblib", "variant=full,han", "seed=1", "hydra.launcher.n_jobs=2",
         "data=synthetic_tiny", f"data.root={data}", "data.num_workers=1",
         "trainer.max_epochs=1", "trainer.limit_train_batches=1.0", "logger=csv",

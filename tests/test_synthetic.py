@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from avvp_lit.classes import NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.cli.synth import main
 from avvp_lit.data import synthetic
 from avvp_lit.data.annotations import AUDIO_LABEL_FILES, FULL_FILE, SPLIT_FILES, load_split
 from avvp_lit.data.features import FEATURE_SETS
@@ -28,7 +29,6 @@ from avvp_lit.data.synthetic import (
     SyntheticKnobs,
     feature_space,
     generate,
-    main,
     pseudo_labels,
     render,
     sample_labels,
@@ -339,7 +339,7 @@ def test_cli(tmp_path, capsys):
 
 def test_console_entry_point(tmp_path):
     out = tmp_path / "entry"
-    command = [sys.executable, "-m", "avvp_lit.data.synthetic", str(out), "--size", "tiny"]
+    command = [sys.executable, "-m", "avvp_lit.cli.synth", str(out), "--size", "tiny"]
     result = subprocess.run([*command, "--quiet"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert (out / ".complete").is_file()

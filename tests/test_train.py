@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avvp_lit.evaluate import evaluate
+from avvp_lit.cli.eval import main as eval_main
+from avvp_lit.engine.tasks import evaluate_checkpoint as evaluate
+from avvp_lit.engine.tasks import train_and_test as train
 from avvp_lit.metrics import METRIC_NAMES
-from avvp_lit.metrics.cli import main as eval_main
-from avvp_lit.run import ConfigError
-from avvp_lit.train import train
-from tests.training import compose_config, finish, subprocess_train, tiny_root
+from avvp_lit.utils.errors import ConfigError
+from tests.helpers.training import compose_config, finish, subprocess_train, tiny_root
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -166,7 +166,7 @@ def test_ddp_run_writes_results_equal_to_single_process_evaluation(
 def test_evaluate_a_converted_golden_checkpoint(
     golden_dir: Path, tmp_path: Path, data_dir: Path
 ) -> None:
-    from avvp_lit.models.convert import main as convert_main
+    from avvp_lit.cli.convert import main as convert_main
 
     network_file = tmp_path / "mmcse_clip.pt"
     assert (

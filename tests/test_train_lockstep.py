@@ -16,8 +16,8 @@ import sys
 import pytest
 import torch
 
+from avvp_lit.engine.run import build_module
 from avvp_lit.models.fused import is_fused
-from avvp_lit.run import build_module
 
 
 def load_checker(golden_dir):

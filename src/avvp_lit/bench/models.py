@@ -10,7 +10,7 @@ trained on: audio (B, 64, 768), visual (B, 10, 768), visual_st (B, 10, 512); HAN
 (``loss=han`` / ``loss=mmcse``; random per-second pseudo labels are supplied so every
 MM-CSE term runs). A training step is forward + loss + backward + AdamW step, under
 autocast with ``--precision bf16-mixed``. The network is prepared exactly as a run
-prepares it (``avvp_lit.run.prepare_network``: ``--fused auto`` picks the fused CPU
+prepares it (``avvp_lit.engine.run.prepare_network``: ``--fused auto`` picks the fused CPU
 kernels on a CPU in float32 without compile, the plain blocks elsewhere; ``--compile``
 compiles the network). Each model is measured in a fresh subprocess, so its peak memory
 is its own (RSS on CPU; ``torch.cuda.max_memory_allocated`` on CUDA). Step times are
@@ -124,8 +124,8 @@ def measure(
     import torch
     from omegaconf import OmegaConf
 
+    from avvp_lit.engine.run import prepare_network
     from avvp_lit.models.fused import is_fused
-    from avvp_lit.run import prepare_network
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

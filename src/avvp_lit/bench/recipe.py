@@ -111,7 +111,7 @@ def recipe_config(args: argparse.Namespace) -> DictConfig:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     import hydra
 
-    from avvp_lit.run import build_module, validate_config
+    from avvp_lit.engine.run import build_module, validate_config
 
     torch.set_num_threads(args.threads)
     cfg = recipe_config(args)

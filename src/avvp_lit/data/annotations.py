@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from avvp_lit.classes import CLASS_INDEX, NUM_CLASSES, NUM_SEGMENTS
-from avvp_lit.utils.errors import InputError
+from avvp_lit.utils.errors import InputError, first_names
 
 SPLIT_FILES: dict[str, str] = {
     "train": "AVVP_train.csv",
@@ -346,7 +346,7 @@ def _check_dense_matches(dense: DenseLabels, weak: WeakLabels, known: set[str]) 
         return
     unmatched = [name for name in rows if name not in known]
     if unmatched:
-        shown = ", ".join(map(str, unmatched[:3])) + (" ..." if len(unmatched) > 3 else "")
+        shown = first_names(unmatched, 3)
         warnings.warn(
             f"{dense.path}: {len(unmatched)} of {len(rows)} rows match no evaluation video "
             f"({shown}); they are ignored",

@@ -21,8 +21,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from avvp_lit.data.annotations import SplitAnnotations, load_split
 from avvp_lit.data.features import FeatureError, FeatureSet
-from avvp_lit.data.stores import FeatureStore, open_store
-from avvp_lit.progress import progress_bar
+from avvp_lit.data.stores import ON_MISSING, FeatureStore, open_store
+from avvp_lit.utils.errors import first_names
+from avvp_lit.utils.progress import progress_bar
 
 MISSING_SHOWN = 10
 PSEUDO_LABEL_KEYS = ("pl_audio", "pl_visual")
@@ -41,15 +42,15 @@ def drop_missing(
     if not missing:
         return annotations
     listed = [v for v in ids if v in missing]
-    head = ", ".join(listed[:MISSING_SHOWN]) + (" ..." if len(listed) > MISSING_SHOWN else "")
+    head = first_names(listed, MISSING_SHOWN)
     message = (
         f"{len(listed)} of {len(ids)} {annotations.split} videos have no features in "
         f"{store.location}: {head}"
     )
     if on_missing == "error":
         raise FeatureError(message + " (set data.on_missing=skip to drop them)")
-    if on_missing != "skip":
-        raise FeatureError(f"on_missing must be 'error' or 'skip', not {on_missing!r}")
+    if on_missing not in ON_MISSING:
+        raise FeatureError(f"on_missing must be one of {', '.join(ON_MISSING)}, not {on_missing!r}")
     warnings.warn(message + "; dropped", stacklevel=2)
     keep = np.array([v not in missing for v in ids])
 

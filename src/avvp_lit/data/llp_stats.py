@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.classes import CLASSES, MODALITIES, NUM_CLASSES, NUM_SEGMENTS
 from avvp_lit.data.annotations import (
     AUDIO_LABEL_FILES,
     FULL_FILE,
@@ -43,7 +43,6 @@ from avvp_lit.data.annotations import (
 from avvp_lit.utils.atomic import atomic_write_bytes
 
 STATS_FORMAT = 1
-MODALITIES = ("audio", "visual")
 EVENT_TYPES = ("audio_only", "visual_only", "audio_visual")
 STATS_RESOURCE = ("resources", "llp_stats.json")
 
@@ -64,7 +63,7 @@ def parse_pattern(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("ascii"), dtype=np.uint8) == ord("1")
 
 
-def find_runs(active: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+def positive_runs(active: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
     """Maximal runs of ``True`` along the last axis of a bool array (..., T).
 
     Returns the leading indices of each run (one array per leading axis), its start
@@ -84,7 +83,7 @@ def run_bounds(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``active`` (E, 10). Returns (row, onset, duration) per run, each (R,) int64, runs
     ordered by row then onset.
     """
-    (rows,), onsets, offsets = find_runs(active)
+    (rows,), onsets, offsets = positive_runs(active)
     return rows, onsets, offsets - onsets
 
 

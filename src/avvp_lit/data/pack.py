@@ -7,7 +7,6 @@ partial file from the first video not yet written.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
@@ -18,14 +17,14 @@ import numpy as np
 from avvp_lit.data.annotations import SPLIT_FILES, read_weak_labels
 from avvp_lit.data.features import FEATURE_SETS, FeatureError, FeatureSet, get_feature_set
 from avvp_lit.data.stores import H5_IDS, NpyStore
-from avvp_lit.progress import progress_bar
-from avvp_lit.utils.errors import add_debug_flag, run_cli
+from avvp_lit.utils.errors import first_names
+from avvp_lit.utils.progress import progress_bar
 
 WRITTEN = "written"
 CHUNK = 64
 
 
-def detect_feature_set(root: Path) -> FeatureSet:
+def complete_feature_set(root: Path) -> FeatureSet:
     """The feature set whose folders all exist under ``root`` (VALOR preferred)."""
     for name in ("valor", "han"):
         spec = FEATURE_SETS[name]
@@ -59,7 +58,7 @@ def videos_to_pack(store: NpyStore, *, on_missing: str) -> list[str]:
     if missing:
         message = (
             f"{len(missing)} videos listed in the split files of {store.root} have no complete "
-            f"features: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
+            f"features: {first_names(missing, 10)}"
         )
         if on_missing == "error":
             raise FeatureError(message + " (use --on-missing skip to pack the rest)")
@@ -112,7 +111,7 @@ def pack(
 ) -> Path:
     """Pack ``root``'s npy features into ``out``; returns ``out``."""
     root, out = Path(root), Path(out)
-    spec = get_feature_set(feature_set) if feature_set else detect_feature_set(root)
+    spec = get_feature_set(feature_set) if feature_set else complete_feature_set(root)
     store = NpyStore(root, spec)
     videos = videos_to_pack(store, on_missing=on_missing)
     if not videos:
@@ -157,38 +156,3 @@ def pack(
         handle.attrs["complete"] = True
     partial.replace(out)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="avvp-pack", description="Pack the released LLP npy feature layout into one HDF5 file."
-    )
-    parser.add_argument("root", type=Path, help="dataset folder with the released feature folders")
-    parser.add_argument("out", type=Path, help="HDF5 file to write, e.g. ROOT/features.h5")
-    parser.add_argument(
-        "--features",
-        choices=sorted(FEATURE_SETS),
-        default=None,
-        help="feature set (default: detected from the folders)",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted pack")
-    parser.add_argument("--on-missing", choices=("error", "skip"), default="error")
-    add_debug_flag(parser)
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        path = pack(
-            args.root,
-            args.out,
-            feature_set=args.features,
-            resume=args.resume,
-            on_missing=args.on_missing,
-        )
-        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
-        return 0
-
-    return run_cli("avvp-pack", body, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -159,10 +159,14 @@ class H5Store(FeatureStore):
         return state
 
 
+STORE_KINDS: tuple[str, ...] = ("auto", "npy", "h5")  # data.store / avvp-parse store=
+ON_MISSING: tuple[str, ...] = ("error", "skip")  # what to do with videos without features
+
+
 def h5_file(root: Path, kind: str = "auto") -> Path | None:
     """The HDF5 file ``open_store(root, ..., kind)`` reads, or None for the npy layout."""
-    if kind not in ("auto", "npy", "h5"):
-        raise FeatureError(f"unknown store kind {kind!r}; choose auto, npy or h5")
+    if kind not in STORE_KINDS:
+        raise FeatureError(f"unknown store kind {kind!r}; choose one of {', '.join(STORE_KINDS)}")
     h5_path = root if root.suffix in (".h5", ".hdf5") else root / H5_FILENAME
     if kind == "h5" or (kind == "auto" and h5_path.is_file()):
         return h5_path

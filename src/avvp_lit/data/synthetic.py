@@ -37,7 +37,6 @@ the seed and what it is for, so files are bit-identical across runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -63,10 +62,9 @@ from avvp_lit.data.annotations import (
     feature_id,
 )
 from avvp_lit.data.features import FEATURE_SETS, Modality
-from avvp_lit.data.llp_stats import find_runs, load_embedded_statistics, parse_pattern
-from avvp_lit.progress import progress_bar
-from avvp_lit.utils.errors import InputError, add_debug_flag, run_cli
+from avvp_lit.data.llp_stats import load_embedded_statistics, parse_pattern, positive_runs
 from avvp_lit.utils.lock import process_alive
+from avvp_lit.utils.progress import progress_bar
 
 GENERATOR_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -461,7 +459,7 @@ def dense_rows(labels: SplitLabels, truth: np.ndarray) -> list[str]:
 
     ``truth`` (N, 10, 25); rows grouped by video in split order, then by class and onset.
     """
-    (video, cls), onsets, offsets = find_runs(truth.transpose(0, 2, 1))  # runs over time
+    (video, cls), onsets, offsets = positive_runs(truth.transpose(0, 2, 1))  # runs over time
     return [
         f"{labels.filenames[v]}\t{o}\t{e}\t{CLASSES[c]}\n"
         for v, c, o, e in zip(
@@ -643,58 +641,3 @@ def _replace(partial: Path, out: Path) -> None:
             shutil.rmtree(old)
         else:
             old.unlink()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    defaults = SyntheticKnobs()
-    parser = argparse.ArgumentParser(
-        prog="avvp-synth",
-        description="Generate the built-in synthetic LLP dataset (annotations + features).",
-    )
-    parser.add_argument("out", type=Path, help="dataset folder to create")
-    parser.add_argument("--features", choices=sorted(FEATURE_SETS), default="valor")
-    parser.add_argument(
-        "--size",
-        choices=list(SIZES),
-        default="default",
-        help=", ".join(f"{k}: {'/'.join(map(str, v.values()))}" for k, v in SIZES.items()),
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    for f in fields(SyntheticKnobs):
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            type=float,
-            default=getattr(defaults, f.name),
-            help=f"(default {getattr(defaults, f.name)})",
-        )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = add_debug_flag(build_parser()).parse_args(argv)
-
-    def body() -> int:
-        try:
-            knobs = SyntheticKnobs(
-                **{f.name: getattr(args, f.name) for f in fields(SyntheticKnobs)}
-            )
-            generate(
-                args.out,
-                features=args.features,
-                size=args.size,
-                seed=args.seed,
-                knobs=knobs,
-                progress=not args.quiet,
-                overwrite=args.overwrite,
-            )
-        except ValueError as error:
-            raise InputError(str(error)) from error
-        return 0
-
-    return run_cli("avvp-synth", body, None if argv is None else list(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

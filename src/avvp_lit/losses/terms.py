@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avvp_lit.models.output import AUDIO, MAP_KEYS, VISUAL, ParsingOutput
+from avvp_lit.classes import MODALITIES
+from avvp_lit.models.output import MAP_KEYS, ParsingOutput
 
 Batch = Mapping[str, torch.Tensor]
 EPS = 1e-7  # probabilities are clamped to [EPS, 1 - EPS] before BCE (HAN, MM-CSE)
-MODALITIES = {"audio": AUDIO, "visual": VISUAL}
 
 
 class MissingLossInput(KeyError):
@@ -132,7 +132,7 @@ class PseudoLabelBCE(PerModalityTerm):
 
     def modality_loss(self, output: ParsingOutput, batch: Batch, modality: str) -> torch.Tensor:
         pl = self.batch_key(batch, f"pl_{modality}", self.hint)
-        logits = output.frame_logits[:, :, MODALITIES[modality]]  # (B, T, K)
+        logits = output.frame_logits[:, :, MODALITIES.index(modality)]  # (B, T, K)
         return F.binary_cross_entropy_with_logits(logits, pl.to(logits.dtype))
 
 

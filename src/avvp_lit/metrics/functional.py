@@ -50,7 +50,7 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 LEVELS: tuple[str, ...] = ("seg", "evt")
 LEVEL_TITLES = {"seg": "segment level", "evt": "event level"}
-MODALITIES: tuple[str, ...] = ("a", "v", "av")
+MODALITY_CODES: tuple[str, ...] = ("a", "v", "av")
 METRIC_TITLES = {  # table headers
     "seg_a": "Seg A",
     "seg_v": "Seg V",
@@ -63,7 +63,7 @@ METRIC_TITLES = {  # table headers
     "evt_type": "Evt Type",
     "evt_event": "Evt Event",
 }
-CLASS_F1_KEYS: tuple[str, ...] = tuple(f"{lv}_{m}" for lv in LEVELS for m in MODALITIES)
+CLASS_F1_KEYS: tuple[str, ...] = tuple(f"{lv}_{m}" for lv in LEVELS for m in MODALITY_CODES)
 THRESHOLD_KEYS: tuple[str, ...] = ("video", "audio", "visual")
 
 
@@ -407,7 +407,7 @@ def dataset_scores(video_scores: ArrayLike) -> dict[str, float]:
     means = (100.0 * scores.mean(0)).tolist()
     result = dict(zip(METRIC_NAMES, means, strict=True))
     for level in LEVELS:
-        a, v, av = (result[f"{level}_{m}"] for m in MODALITIES)
+        a, v, av = (result[f"{level}_{m}"] for m in MODALITY_CODES)
         result[f"{level}_type"] = (av + a + v) / 3.0
     return result
 

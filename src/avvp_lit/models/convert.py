@@ -22,9 +22,7 @@ Every other key is mapped; anything unexpected or missing is an error naming the
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from torch import nn
 
 from avvp_lit.models.loading import NETWORK_FILE_FORMAT, build_network, load_payload
 from avvp_lit.utils.atomic import atomic_path
-from avvp_lit.utils.errors import InputError, add_debug_flag, run_cli
+from avvp_lit.utils.errors import InputError
 
 ARCHS = ("mmcse", "han")
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "network", "net")
@@ -444,10 +442,10 @@ def load_official(
     ``source``: a path or a (possibly wrapped) state dict. Raises :class:`ConversionError`
     naming the keys when the checkpoint does not match ``arch``.
     """
-    return _convert(source, arch, num_heads)[0]
+    return convert_checkpoint(source, arch, num_heads)[0]
 
 
-def _convert(
+def convert_checkpoint(
     source: str | Path | Mapping[str, Any], arch: str, num_heads: int | None
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The converted network (eval mode) and its model config."""
@@ -510,35 +508,3 @@ def save_network_file(
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``avvp-convert IN OUT --arch mmcse|han``: a released checkpoint -> a network file."""
-    parser = argparse.ArgumentParser(
-        prog="avvp-convert",
-        description="Convert a released MM-CSE / HAN checkpoint into an avvp-lit network file.",
-    )
-    parser.add_argument(
-        "input", type=Path, help="checkpoint_best.pth (MM-CSE) or MMIL_Net.pt (HAN)"
-    )
-    parser.add_argument("output", type=Path, help="network file to write")
-    parser.add_argument("--arch", choices=ARCHS, required=True)
-    parser.add_argument(
-        "--num-heads", type=int, default=None, help="attention heads (default: 8 MM-CSE, 1 HAN)"
-    )
-    add_debug_flag(parser)
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        network, config = _convert(args.input, args.arch, args.num_heads)
-        save_network_file(args.output, network, config, args.arch)
-        params = sum(p.numel() for p in network.parameters())
-        summary = f"{args.arch}, {config['feature_set']} features, {params:,} parameters"
-        print(f"avvp-convert: {args.input} ({summary}) -> {args.output}")
-        return 0
-
-    return run_cli("avvp-convert", body, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -163,7 +163,7 @@ class NoFusion(nn.Module):
         return branches, branches, None
 
 
-class Reconstruction(nn.Module):
+class FeatureReconstruction(nn.Module):
     """Rebuild the holistic feature from all branches: (B, T, G·d) -> (B, T, H).
 
     ``relu(fc2(relu(fc1(flat))))`` with flat the class-major concatenation of the
@@ -263,7 +263,7 @@ class ClassAwareDecoupling(Decoupling):
                     dropout=dropout,
                 ),
                 fusion=fusion,
-                reconstruction=Reconstruction(in_dim=groups * class_dim, out_dim=hidden_dim),
+                reconstruction=FeatureReconstruction(in_dim=groups * class_dim, out_dim=hidden_dim),
             )
 
         super().__init__(audio=modality(audio_branch_layers), visual=modality(visual_branch_layers))

@@ -4,7 +4,7 @@ The plain blocks (``avvp_lit.models.enhancement``) are the reference: they read 
 paper, compile and run in bf16, and every GPU run uses them. This module is an
 optimisation for one case, float32 training on a CPU without ``torch.compile``, where
 it is measured faster and leaner (README, "Benchmarks"); the run selects it there
-(``fused=auto``, see ``avvp_lit.run.prepare_network``) by switching the blocks of a
+(``fused=auto``, see ``avvp_lit.engine.run.prepare_network``) by switching the blocks of a
 built network to the fused subclasses below (:func:`use_fused`: same parameters,
 state-dict keys and order).
 

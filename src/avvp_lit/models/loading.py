@@ -32,7 +32,7 @@ import hydra
 import torch
 from torch import nn
 
-from avvp_lit.utils.errors import InputError, one_line
+from avvp_lit.utils.errors import InputError, first_names, one_line
 
 NETWORK_FILE_FORMAT = "avvp-lit-network"
 BLOCK_MODULES = ("projection", "decoupling", "enhancement", "heads", "networks", "fused")
@@ -160,8 +160,7 @@ def check_weights_fit(network: nn.Module, state: Mapping[str, Any], *, source: s
         parts = []
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shape)):
             if keys:
-                listed = ", ".join(keys[:KEYS_SHOWN]) + (" ..." if len(keys) > KEYS_SHOWN else "")
-                parts.append(f"{len(keys)} {label} ({listed})")
+                parts.append(f"{len(keys)} {label} ({first_names(keys, KEYS_SHOWN)})")
         raise NetworkFileError(
             f"{source}: the weights do not fit the stored network config: "
             + "; ".join(parts)

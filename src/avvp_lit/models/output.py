@@ -6,8 +6,19 @@ from dataclasses import dataclass
 
 import torch
 
-AUDIO, VISUAL = 0, 1  # index of the modality axis of frame_prob / frame_logits
+from avvp_lit.classes import MODALITIES, NUM_CLASSES, NUM_SEGMENTS
+
+AUDIO, VISUAL = MODALITIES.index("audio"), MODALITIES.index("visual")  # frame_prob's axis 2
 MAP_KEYS = ("aa", "av", "vv", "va")  # attention maps: <query modality><other modality>
+NETWORK_INPUTS = ("audio", "visual", "visual_st")  # the batch keys forward() takes, in order
+# the probabilities a prediction file keeps, per video: what avvp-eval scores
+PREDICTION_SHAPES: dict[str, tuple[int, ...]] = {
+    "global_prob": (NUM_CLASSES,),
+    "a_prob": (NUM_CLASSES,),
+    "v_prob": (NUM_CLASSES,),
+    "frame_prob": (NUM_SEGMENTS, len(MODALITIES), NUM_CLASSES),
+}
+PREDICTION_KEYS = tuple(PREDICTION_SHAPES)
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 - Lightning's ``isinstance(treespec, LeafSpec)`` deprecation warning (from its own
   pytree helper, nothing a user can change);
-- Lightning's "litlogger" tip printed when a Trainer is built.
+- Lightning's tips advertising its cloud products ("litlogger" when a Trainer is built,
+  "litmodels" when a checkpoint callback is), each starting with "💡 Tip".
 The W&B "anonymous setting" warning is avoided where the logger is made
-(:func:`avvp_lit.dashboard.wandb_logger`).
+(:func:`avvp_lit.engine.dashboard.wandb_logger`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import warnings
 LIGHTNING_INFO_LOGGER = "lightning.pytorch.utilities.rank_zero"
 
 
+ADVERTISED = ("litlogger", "litmodels")
+
+
 class _DropAdvertisements(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return not any(name in message for name in ADVERTISED)
 
 
 _FILTER = _DropAdvertisements()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 EXIT_BAD_INPUT = 2
@@ -38,9 +38,21 @@ def debug_requested(argv: list[str] | None = None) -> bool:
     return "--debug" in (sys.argv[1:] if argv is None else argv)
 
 
+class ConfigError(InputError):
+    """A config value that cannot work; the message names the key and the allowed values."""
+
+
 def one_line(error: BaseException, limit: int | None = None) -> str:
     """An exception's message on one line (whitespace collapsed), or its type's name."""
     return " ".join(str(error).split())[:limit] or type(error).__name__
+
+
+def first_names(names: Sequence[object], shown: int = 5, total: int | None = None) -> str:
+    """The first ``shown`` of ``names``, then how many more: ``a, b, c, ... (7 more)``.
+    ``total`` counts the whole list when ``names`` is already cut."""
+    total = len(names) if total is None else total
+    head = ", ".join(str(name) for name in list(names)[:shown])
+    return head + (f", ... ({total - shown} more)" if total > shown else "")
 
 
 def describe(error: BaseException) -> str:

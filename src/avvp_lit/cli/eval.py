@@ -31,7 +31,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from avvp_lit.classes import NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.data.annotations import AUDIO_LABEL_FILES, load_split
 from avvp_lit.metrics.bootstrap import PairedDifference, paired_bootstrap, resample_indices
 from avvp_lit.metrics.functional import (
     GATINGS,
@@ -47,15 +47,11 @@ from avvp_lit.metrics.functional import (
     resolve_thresholds,
     scores_from_counts,
 )
+from avvp_lit.metrics.video_scores import write_video_scores
+from avvp_lit.models.output import PREDICTION_SHAPES
 from avvp_lit.utils.atomic import atomic_write_bytes
-from avvp_lit.utils.errors import InputError, add_debug_flag, one_line, run_cli
+from avvp_lit.utils.errors import InputError, add_debug_flag, first_names, one_line, run_cli
 
-PROB_FIELDS: dict[str, tuple[int, ...]] = {
-    "global_prob": (NUM_CLASSES,),
-    "a_prob": (NUM_CLASSES,),
-    "v_prob": (NUM_CLASSES,),
-    "frame_prob": (NUM_SEGMENTS, 2, NUM_CLASSES),
-}
 SHOWN = 5
 
 
@@ -63,13 +59,7 @@ class EvalInputError(InputError):
     """Bad command-line input; the message is printed as is."""
 
 
-def _listing(names: Sequence[str], total: int | None = None) -> str:
-    total = len(names) if total is None else total
-    shown = ", ".join(names[:SHOWN])
-    return shown + (f", ... ({total - SHOWN} more)" if total > SHOWN else "")
-
-
-FIELDS = ("filenames", *PROB_FIELDS)
+FIELDS = ("filenames", *PREDICTION_SHAPES)
 
 
 def _read_fields(path: Path) -> dict[str, np.ndarray]:
@@ -114,7 +104,7 @@ def load_predictions(path: Path) -> dict[str, np.ndarray]:
         )
     fields["filenames"] = filenames.astype(str)
     count = len(filenames)
-    for name, tail in PROB_FIELDS.items():
+    for name, tail in PREDICTION_SHAPES.items():
         _check_probabilities(path, name, fields[name], (count, *tail), fields["filenames"])
     return fields
 
@@ -135,7 +125,7 @@ def _check_probabilities(
         examples = [f"{filenames[i]} ({value[i][bad[i]].flat[0]:g})" for i in bad_videos[:SHOWN]]
         raise EvalInputError(
             f"{path}: field '{name}' has values outside [0, 1] (or not finite) in "
-            f"{len(bad_videos)} video(s): {_listing(examples, len(bad_videos))}"
+            f"{len(bad_videos)} video(s): {first_names(examples, SHOWN, len(bad_videos))}"
         )
 
 
@@ -152,16 +142,16 @@ def align_to_split(path: Path, names: np.ndarray, split_names: Sequence[str]) ->
     if duplicated:
         raise EvalInputError(
             f"{path}: field 'filenames' lists {len(duplicated)} video(s) more than once: "
-            f"{_listing(duplicated)}"
+            f"{first_names(duplicated)}"
         )
     wanted = set(split_names)
     missing = [name for name in split_names if name not in positions]
     extra = [name for name in names if name not in wanted]
     problems = []
     if missing:
-        problems.append(f"lacks {len(missing)} video(s) of the split: {_listing(missing)}")
+        problems.append(f"lacks {len(missing)} video(s) of the split: {first_names(missing)}")
     if extra:
-        problems.append(f"has {len(extra)} video(s) not in the split: {_listing(extra)}")
+        problems.append(f"has {len(extra)} video(s) not in the split: {first_names(extra)}")
     if problems:
         raise EvalInputError(f"{path}: field 'filenames' " + "; ".join(problems))
     return np.array([positions[name] for name in split_names], dtype=np.int64)
@@ -217,7 +207,7 @@ def split_scores(
         class_thresholds=thresholds,
     )
     pred_audio, pred_visual = binarize(
-        *(torch.from_numpy(predictions[name][order]) for name in PROB_FIELDS),
+        *(torch.from_numpy(predictions[name][order]) for name in PREDICTION_SHAPES),
         gating=args.gating,
         video_threshold=video,
         segment_threshold=segment,
@@ -242,8 +232,6 @@ def split_scores(
 
 
 def load_eval_split(args: argparse.Namespace) -> Any:
-    from avvp_lit.data.annotations import load_split
-
     split = load_split(args.annotations, args.split, audio_labels=args.audio_labels)
     if split.gt_audio is None or split.gt_visual is None:
         raise EvalInputError(f"split {args.split!r} has no dense labels to evaluate against")
@@ -257,7 +245,7 @@ def evaluate_file(args: argparse.Namespace) -> tuple[dict[str, float], dict[str,
     thresholds = read_class_thresholds(args.class_thresholds)
     video_scores, protocol = split_scores(args.predictions, predictions, args, split, thresholds)
     if args.per_video is not None:
-        write_per_video(args.per_video, video_scores, split.filenames)
+        write_video_scores(args.per_video, 100.0 * video_scores.numpy(), split.filenames)
     return dataset_scores(video_scores), protocol
 
 
@@ -301,14 +289,6 @@ def comparison_method(result: PairedDifference, seed: int) -> str:
     )
 
 
-def write_per_video(path: Path, video_scores: torch.Tensor, filenames: Sequence[str]) -> None:
-    """Per-video scores (percent, (N, 10) fractions in) as tab-separated text, split order."""
-    lines = ["filename\t" + "\t".join(METRIC_NAMES)]
-    for name, row in zip(filenames, (100.0 * video_scores).tolist(), strict=True):
-        lines.append(name + "\t" + "\t".join(f"{x:.6f}" for x in row))
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-
-
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -336,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--split", choices=("val", "test"), default="test")
     parser.add_argument("--gating", choices=GATINGS, default="global")
-    parser.add_argument("--audio-labels", choices=("pre2024", "current"), default="pre2024")
+    parser.add_argument("--audio-labels", choices=tuple(AUDIO_LABEL_FILES), default="pre2024")
     parser.add_argument("--video-threshold", type=_probability, default=0.5)
     parser.add_argument("--segment-threshold", type=_probability, default=0.5)
     parser.add_argument(

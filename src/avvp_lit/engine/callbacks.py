@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import random
 import shutil
 import time
@@ -18,6 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
 
 from avvp_lit.utils.atomic import atomic_path
+from avvp_lit.utils.progress import clock, log
 
 
 class EpochSeeding(L.Callback):
@@ -152,21 +152,12 @@ class ParameterSummary(ModelSummary):
 SUMMARY_COLUMNS = ("Name", "Type", "Params")
 
 
-log = logging.getLogger("avvp_lit.progress")
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-
-
 class LineProgress(ProgressBar):
     """Progress as plain log lines for runs without a terminal (``make train > log``,
     SLURM, nohup), where a live bar shows only its last frame: every ``every_s`` seconds
     and at each epoch's end, ``epoch e/E step i/N loss x, v videos/s, t left in the
     epoch``, and each validation's model-selection score. The lines go through the
-    ``avvp_lit.progress`` logger, so Hydra's job log (``<run dir>/train.log``) holds
+    ``avvp_lit.utils.progress`` logger, so Hydra's job log (``<run dir>/train.log``) holds
     them too."""
 
     def __init__(self, *, every_s: float = 30.0) -> None:
@@ -209,7 +200,7 @@ class LineProgress(ProgressBar):
             parts.append(f"loss {float(loss):.4f}")
         parts.append(f"{self._videos / max(elapsed, 1e-9):.1f} videos/s")
         if isinstance(total, int) and total > 0:
-            parts.append(f"{_duration(elapsed / done * (total - done))} left in the epoch")
+            parts.append(f"{clock(elapsed / done * (total - done))} left in the epoch")
         log.info("  ".join(parts))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -20,11 +20,11 @@ from rich.table import Table
 from avvp_lit.data.annotations import SPLIT_FILES, load_split
 from avvp_lit.data.check import DatasetReport, check_dataset
 from avvp_lit.data.features import FEATURE_SETS, FeatureError
-from avvp_lit.data.pack import detect_feature_set
+from avvp_lit.data.pack import complete_feature_set
 from avvp_lit.data.stores import H5_FILENAME, FeatureStore, open_store
-from avvp_lit.progress import progress_bar
 from avvp_lit.utils.atomic import atomic_write_bytes
-from avvp_lit.utils.errors import EXIT_BAD_INPUT, add_debug_flag, run_cli
+from avvp_lit.utils.errors import EXIT_BAD_INPUT, add_debug_flag, first_names, run_cli
+from avvp_lit.utils.progress import progress_bar
 
 BAD_SHOWN = 10
 
@@ -34,7 +34,7 @@ def _open_feature_store(root: Path) -> FeatureStore | str:
     if (root / H5_FILENAME).is_file():
         return open_store(root, None, "h5")
     try:
-        return open_store(root, detect_feature_set(root).name, "npy")
+        return open_store(root, complete_feature_set(root).name, "npy")
     except FeatureError:
         pass
     for spec in FEATURE_SETS.values():
@@ -65,7 +65,7 @@ def check_features(root: Path, *, progress: bool = True) -> tuple[list[tuple[str
         missing = [v for v in ids if v not in available]
         text = f"{len(ids) - len(missing)}/{len(ids)} videos present"
         if missing:
-            text += f"; missing {len(missing)}: {', '.join(missing[:BAD_SHOWN])}"
+            text += f"; missing {len(missing)}: {first_names(missing, BAD_SHOWN)}"
             problems.append(f"{split}: {len(missing)} videos without features")
         rows.append((f"features {split}", text))
     videos = list(dict.fromkeys(v for ids in present.values() for v in ids))
@@ -90,7 +90,7 @@ def check_features(root: Path, *, progress: bool = True) -> tuple[list[tuple[str
             shared = sorted(set(splits[a]) & set(splits[b]))
             if shared:
                 rows.append(
-                    (f"shared {a}/{b}", f"{len(shared)} videos: {', '.join(shared[:BAD_SHOWN])}")
+                    (f"shared {a}/{b}", f"{len(shared)} videos: {first_names(shared, BAD_SHOWN)}")
                 )
                 problems.append(f"{len(shared)} videos in both {a} and {b}")
     return rows, problems

@@ -29,12 +29,16 @@ from lightning.pytorch.loggers import WandbLogger
 from torch.utils.data import default_collate
 
 from avvp_lit.classes import CLASSES
-from avvp_lit.figures import attention_figure, class_f1_figure, save_png, timeline_figure
+from avvp_lit.inference import (
+    binarize_time_major,
+    forward_eval,
+    mean_attention,
+    protocol_thresholds,
+)
 from avvp_lit.metrics.functional import CLASS_F1_KEYS, LEVEL_TITLES
-from avvp_lit.models.output import MAP_KEYS
-from avvp_lit.parse import binarize_time_major
-from avvp_lit.predictions import PREDICTION_KEYS
+from avvp_lit.models.output import PREDICTION_KEYS
 from avvp_lit.utils.atomic import atomic_write_bytes
+from avvp_lit.viz.figures import attention_figure, class_f1_figure, save_png, timeline_figure
 
 MAX_GROUP_LENGTH = 128
 MAX_TAG_LENGTH = 64
@@ -173,18 +177,13 @@ class Dashboard(L.Callback):
 
         Returns ``filenames``; ``gt_audio``, ``gt_visual``, ``pred_audio``,
         ``pred_visual``, ``prob_audio``, ``prob_visual`` (k, 10, 25) numpy arrays; and
-        ``attention`` {key: (25, 25)} averaged over videos and seconds, or None.
+        ``attention`` {key: (25, 25)} averaged over videos and seconds, or None; and the
+        protocol's ``segment_threshold`` (2, 25).
         """
         count = min(self.num_videos, len(dataset))
         batch = default_collate([dataset[i] for i in range(count)])
         batch = {k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            with torch.no_grad():
-                output = pl_module(batch)
-        finally:
-            pl_module.train(was_training)
+        output = forward_eval(pl_module.network, batch)
         probabilities = {k: getattr(output, k).detach().float().cpu() for k in PREDICTION_KEYS}
         settings = getattr(pl_module, "metric_settings", None) or {}
         pred_audio, pred_visual = binarize_time_major(probabilities, settings)
@@ -199,6 +198,7 @@ class Dashboard(L.Callback):
             "prob_audio": frame[:, :, 0],
             "prob_visual": frame[:, :, 1],
             "attention": mean_attention(getattr(output, "attn_maps", None)),
+            "segment_threshold": protocol_thresholds(settings)[1],
         }
 
     def write_validation_figures(
@@ -213,6 +213,7 @@ class Dashboard(L.Callback):
                 *(snapshot[k][i] for k in ("gt_audio", "gt_visual", "pred_audio", "pred_visual")),
                 snapshot["prob_audio"][i],
                 snapshot["prob_visual"][i],
+                segment_threshold=snapshot["segment_threshold"],
                 title=f"{name} (validation, epoch {epoch})",
             )
             path = folder / f"timeline_{i:02d}_{_safe_name(name)}.png"
@@ -311,17 +312,6 @@ class Dashboard(L.Callback):
                     "trainer/global_step": trainer.global_step,
                 }
             )
-
-
-def mean_attention(attn_maps: Mapping[str, torch.Tensor] | None) -> dict[str, np.ndarray] | None:
-    """Each (B, 10, 25, 25) SECM map averaged over videos and seconds to (25, 25)."""
-    if not attn_maps:
-        return None
-    return {
-        key: attn_maps[key].detach().float().mean(dim=(0, 1)).cpu().numpy()
-        for key in MAP_KEYS
-        if key in attn_maps
-    }
 
 
 def _csv_number(value: float) -> str:

@@ -15,8 +15,9 @@ import lightning as L
 import torch
 from torch import nn
 
+from avvp_lit.engine.predictions import PredictionCollector
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics
-from avvp_lit.predictions import PredictionCollector
+from avvp_lit.models.output import NETWORK_INPUTS
 
 Batch = dict[str, torch.Tensor]
 
@@ -55,7 +56,7 @@ class AVVPModule(L.LightningModule):
         self.test_outputs: dict[str, Any] = {}
 
     def forward(self, batch: Batch) -> Any:
-        return self.network(batch["audio"], batch["visual"], batch["visual_st"])
+        return self.network(*(batch[k] for k in NETWORK_INPUTS))
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         terms = self.loss(self(batch), batch)

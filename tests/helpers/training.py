@@ -59,7 +59,7 @@ def subprocess_train(run_dir: Path, data_dir: Path, *extra: str) -> subprocess.P
     command = [
         sys.executable,
         "-m",
-        "avvp_lit.train",
+        "avvp_lit.cli.train",
         "experiment=smoke",
         "logger=csv",
         f"data.root={root}",

@@ -1,8 +1,11 @@
-"""`avvp-train` (= ``python -m avvp_lit.train``): fit, then test the best checkpoint.
+"""The jobs behind the Hydra apps: train (fit, then test the best checkpoint) and
+evaluate (score a stored network). ``avvp-train``/``avvp-evaluate`` are thin shells
+around these (:mod:`avvp_lit.cli`).
 
 Model selection follows every published recipe: the epoch with the best validation
 segment-level Type@AV (``val/seg_type``). The run directory receives the checkpoints,
-``config.yaml`` (resolved), ``metrics.json``, ``predictions.npz`` and ``summary.md``.
+``config.yaml`` (resolved), ``metrics.json``, ``predictions.npz``, ``video_scores.tsv``
+and ``summary.md``.
 """
 
 from __future__ import annotations
@@ -12,21 +15,25 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from avvp_lit.models.loading import check_weights_fit, checkpoint_network_state, load_payload
-from avvp_lit.module import AVVPModule
-from avvp_lit.run import (
-    ConfigError,
+from avvp_lit.engine.module import AVVPModule
+from avvp_lit.engine.results import write_tested_split
+from avvp_lit.engine.run import (
     build_module,
     build_trainer,
-    run_task,
+    prepare_network,
     validate_config,
     write_resolved_config,
-    write_tested_split,
 )
-from avvp_lit.utils.errors import run_hydra_app
+from avvp_lit.models.loading import (
+    check_weights_fit,
+    checkpoint_network_state,
+    load_payload,
+    read_network,
+)
+from avvp_lit.utils.errors import ConfigError
 
 
 def check_resume_checkpoint(path: str, module: AVVPModule) -> None:
@@ -39,7 +46,7 @@ def check_resume_checkpoint(path: str, module: AVVPModule) -> None:
         raise ConfigError(f"ckpt_path={path}: a weights-only checkpoint cannot resume training")
 
 
-def train(cfg: DictConfig) -> dict[str, Any] | None:
+def train_and_test(cfg: DictConfig) -> dict[str, Any] | None:
     """Run one training job from a composed config; returns metrics.json's content."""
     validate_config(cfg)
     console = Console()
@@ -76,16 +83,35 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     )
 
 
-@hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="train")
-def _hydra_main(cfg: DictConfig) -> float | None:
-    payload = run_task("avvp-train", train, cfg)
-    # the Optuna sweeper maximises this: the model-selection score, never a test number
-    return None if payload is None else payload["val_seg_type_best"]
-
-
-def main() -> None:
-    run_hydra_app("avvp-train", _hydra_main)
-
-
-if __name__ == "__main__":
-    main()
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any] | None:
+    """Score ``cfg.ckpt`` on ``cfg.split``; returns metrics.json's content."""
+    if cfg.split not in ("val", "test"):
+        raise ConfigError(f"split={cfg.split!r} is not allowed; choose one of val, test")
+    validate_config(cfg)
+    loaded = read_network(cfg.ckpt, trusted=tuple(cfg.get("trusted_blocks") or ()))
+    network, network_config = loaded.network, loaded.model_config
+    stored = network_config.get("feature_set")
+    if stored is not None and stored != cfg.data.feature_set:
+        raise ConfigError(
+            f"ckpt={cfg.ckpt} holds a network for {stored!r} features, but "
+            f"data.feature_set={cfg.data.feature_set!r}: choose data with {stored} features"
+        )
+    L.seed_everything(cfg.seed, workers=True)
+    prepare_network(network, cfg)
+    metrics = OmegaConf.to_container(cfg.metrics, resolve=True)
+    module = AVVPModule(network=network, metrics=metrics, network_config=network_config)
+    datamodule = hydra.utils.instantiate(cfg.data, test_split=cfg.split)
+    trainer = build_trainer(cfg)
+    resolved = write_resolved_config(cfg, trainer)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    if not trainer.is_global_zero:
+        return None
+    return write_tested_split(
+        cfg,
+        module,
+        datamodule,
+        split=cfg.split,
+        model_label=Path(cfg.ckpt).name,
+        resolved_config=resolved,
+        checkpoint=str(cfg.ckpt),
+    )

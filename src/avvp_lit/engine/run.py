@@ -18,21 +18,29 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from avvp_lit.callbacks import AtomicCheckpointIO, LineProgress
+from avvp_lit.classes import NUM_CLASSES
+from avvp_lit.data.annotations import AUDIO_LABEL_FILES
 from avvp_lit.data.features import FEATURE_SETS
+from avvp_lit.data.stores import ON_MISSING, STORE_KINDS
+from avvp_lit.engine.callbacks import AtomicCheckpointIO, LineProgress
+from avvp_lit.engine.module import AVVPModule
+from avvp_lit.inference import forward_eval
+from avvp_lit.losses import MissingLossInput
 from avvp_lit.metrics import GATINGS
 from avvp_lit.models.fused import use_fused
-from avvp_lit.module import AVVPModule
 from avvp_lit.utils.atomic import atomic_write_bytes
 from avvp_lit.utils.console import quiet_third_party
-from avvp_lit.utils.errors import InputError, exit_on_input_error, task_started
+from avvp_lit.utils.errors import (
+    EXIT_BAD_INPUT,
+    ConfigError,
+    InputError,
+    exit_on_input_error,
+    one_line,
+    task_started,
+)
 from avvp_lit.utils.lock import LOCK_NAME, run_directory_lock
 
 Result = TypeVar("Result")
-
-
-class ConfigError(InputError):
-    """A config value that cannot work; the message names the key and the allowed values."""
 
 
 def run_task(program: str, task: Callable[[DictConfig], Result], cfg: DictConfig) -> Result:
@@ -55,23 +63,49 @@ def _locked(task: Callable[[DictConfig], Result], cfg: DictConfig) -> Result:
         with run_directory_lock(run_dir):
             result = task(cfg)
     except InputError:
-        remove_if_untouched(Path(run_dir))
+        discard_failed_run(Path(run_dir))
         raise
     point_latest(Path(run_dir))
     return result
 
 
 HYDRA_ONLY = {".hydra", LOCK_NAME}
+# what loggers and the run write before any result exists: disposable when bad input stops it
+LOGGER_DIRS = {"csv", "wandb", "tensorboard"}
+EMPTY_UNLESS_RESULTS = {"checkpoints", "figures"}
+RESOLVED_CONFIG = "config.yaml"
+
+
+def _disposable(entry: Path) -> bool:
+    if entry.name in HYDRA_ONLY or entry.name in LOGGER_DIRS:
+        return True
+    if entry.is_file():
+        return entry.suffix == ".log" or entry.name == RESOLVED_CONFIG
+    return entry.name in EMPTY_UNLESS_RESULTS and not any(p.is_file() for p in entry.rglob("*"))
 
 
 def remove_if_untouched(run_dir: Path) -> None:
-    """Delete a run folder that holds nothing but what Hydra wrote before the task (its
-    ``.hydra`` and job log): a run stopped by bad input leaves no folder behind."""
+    """Delete a run folder that holds nothing but what Hydra, the loggers and the config
+    writer put there before the task produced anything (no checkpoint, figure or
+    result): a run stopped by bad input leaves no folder behind."""
     if not run_dir.is_dir():
         return
-    entries = list(run_dir.iterdir())
-    if all(e.name in HYDRA_ONLY or (e.suffix == ".log" and e.is_file()) for e in entries):
+    if all(_disposable(entry) for entry in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def discard_failed_run(run_dir: Path) -> None:
+    """After bad input stopped a task: finish and delete the W&B run this attempt opened
+    under ``run_dir`` (so ``wandb sync`` never uploads it), then drop the run folder when
+    nothing of value is in it (:func:`remove_if_untouched`). A resumed run's earlier
+    checkpoints and W&B runs are kept."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        attempt = Path(wandb.run.dir).parent  # <run_dir>/wandb/offline-run-<time>-<id>
+        wandb.finish(exit_code=EXIT_BAD_INPUT)
+        if attempt.is_relative_to(run_dir.resolve()) or attempt.is_relative_to(run_dir):
+            shutil.rmtree(attempt, ignore_errors=True)
+    remove_if_untouched(run_dir)
 
 
 def point_latest(run_dir: Path) -> Path | None:
@@ -162,9 +196,9 @@ def validate_config(cfg: DictConfig) -> None:
     """Fail before any work on values whose mistakes would otherwise surface late."""
     validate_values(cfg)
     _require_choice(cfg, "data.feature_set", tuple(FEATURE_SETS))
-    _require_choice(cfg, "data.audio_labels", ("pre2024", "current"))
-    _require_choice(cfg, "data.on_missing", ("error", "skip"))
-    _require_choice(cfg, "data.store", ("auto", "npy", "h5"))
+    _require_choice(cfg, "data.audio_labels", tuple(AUDIO_LABEL_FILES))
+    _require_choice(cfg, "data.on_missing", ON_MISSING)
+    _require_choice(cfg, "data.store", STORE_KINDS)
     if OmegaConf.select(cfg, "data.generate", default="auto") not in ("auto", True, False):
         raise ConfigError(
             f"data.generate={cfg.data.generate!r} is not allowed; choose auto, true or false"
@@ -271,6 +305,48 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
+def probe_batch(
+    feature_set: str, videos: int = 2, dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    """A zero batch in the layout of a training batch of ``feature_set`` (features,
+    pseudo labels where the set has them, weak labels, indices)."""
+    batch = {
+        m.key: torch.zeros((videos, *m.shape), dtype=dtype)
+        for m in FEATURE_SETS[feature_set].modalities
+    }
+    batch["label"] = torch.zeros(videos, NUM_CLASSES, dtype=dtype)
+    batch["index"] = torch.arange(videos)
+    return batch
+
+
+def check_loss_inputs(network: nn.Module, loss: nn.Module, feature_set: str | None) -> None:
+    """Run the network and the loss once on a two-video zero batch, so that a block
+    choice that does not produce what a loss term needs (``model/secm=none`` with the
+    co-occurrence term on), or a network that does not fit the features, is a named
+    config error when the run is built rather than a traceback at the first step.
+
+    The probe runs in eval mode without gradients and leaves the random number
+    generators as it found them, so a run's numbers do not depend on it.
+    """
+    if feature_set not in FEATURE_SETS:
+        return
+    parameter = next(network.parameters(), None)
+    batch = probe_batch(feature_set, dtype=torch.float32 if parameter is None else parameter.dtype)
+    with torch.random.fork_rng(devices=[]):
+        try:
+            output = forward_eval(network, batch)
+        except RuntimeError as error:
+            raise ConfigError(
+                f"the network of model={type(network).__name__} does not run on "
+                f"data.feature_set={feature_set} features: {one_line(error, 300)}"
+            ) from None
+        try:
+            with torch.no_grad():
+                loss(output, batch)
+        except MissingLossInput as error:
+            raise ConfigError(f"the blocks and the loss do not fit: {error}") from None
+
+
 def build_module(cfg: DictConfig, network: nn.Module | None = None) -> AVVPModule:
     """The LightningModule of ``cfg``: its loss, optimiser, scheduler and metrics around
     ``network`` (default: a fresh one from ``cfg.model``), prepared to run
@@ -278,10 +354,12 @@ def build_module(cfg: DictConfig, network: nn.Module | None = None) -> AVVPModul
     network_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     if network is None:
         network = instantiate(cfg.model)
+    loss = instantiate(cfg.loss)
+    check_loss_inputs(network, loss, cfg.data.get("feature_set"))
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     return AVVPModule(
         network=prepare_network(network, cfg),
-        loss=instantiate(cfg.loss),
+        loss=loss,
         optimizer=instantiate(cfg.optimizer),
         scheduler=scheduler,
         metrics=OmegaConf.to_container(cfg.metrics, resolve=True),
@@ -298,50 +376,11 @@ def without_terminal(callbacks: list[Any]) -> list[Any]:
 
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     """The Trainer of ``cfg.trainer`` with the run's callbacks and loggers; checkpoints
-    are written atomically (:class:`~avvp_lit.callbacks.AtomicCheckpointIO`)."""
+    are written atomically (:class:`~avvp_lit.engine.callbacks.AtomicCheckpointIO`)."""
     callbacks = without_terminal(instantiate_group(cfg.get("callbacks")))
     loggers = instantiate_group(cfg.get("logger"))
     plugins = [instantiate(p) for p in cfg.trainer.get("plugins") or []]
     plugins.append(AtomicCheckpointIO())
     return instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins, **overrides
-    )
-
-
-def write_tested_split(
-    cfg: DictConfig,
-    module: AVVPModule,
-    datamodule: Any,
-    *,
-    split: str,
-    model_label: str,
-    resolved_config: str,
-    checkpoint: str | None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Write the result files of a finished test pass over ``split`` (rank 0 only)."""
-    from rich.console import Console
-
-    from avvp_lit.results import write_run_results
-
-    tested = datamodule.split(split)
-    return write_run_results(
-        output_dir(cfg),
-        model_label=model_label,
-        metrics=module.test_outputs["metrics"],
-        predictions=module.test_outputs["predictions"],
-        filenames=tested.filenames,
-        gt_audio=tested.annotations.gt_audio,
-        gt_visual=tested.annotations.gt_visual,
-        metric_settings=module.metric_settings,
-        protocol=module.test_metrics.protocol(
-            split=split,
-            audio_labels=cfg.data.audio_labels,
-            annotation_files=tested.annotations.files,
-        ),
-        resolved_config=resolved_config,
-        overrides=task_overrides(),
-        checkpoint=checkpoint,
-        extra=extra,
-        console=Console(),
     )

@@ -1,7 +1,8 @@
 """The result files of a run and the table printed at its end.
 
 A run directory receives ``metrics.json`` (the ten numbers, the protocol, the config
-hash, the trivial baselines), ``predictions.npz`` (the `avvp-eval` format) and
+hash, the trivial baselines), ``predictions.npz`` (the `avvp-eval` format),
+``video_scores.tsv`` (the model's per-video scores, for paired comparisons) and
 ``summary.md``; each is written to a temporary file and renamed, so an interrupted run
 never leaves a half-written result.
 """
@@ -9,23 +10,26 @@ never leaves a half-written result.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from avvp_lit.engine.run import output_dir, task_overrides
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics, format_protocol
 from avvp_lit.metrics.functional import METRIC_TITLES
-from avvp_lit.predictions import (
-    PREDICTION_KEYS,
-    trivial_baselines,
-    write_predictions,
-)
+from avvp_lit.metrics.video_scores import VIDEO_SCORES_FILE, write_video_scores
+from avvp_lit.models.output import PREDICTION_KEYS
 from avvp_lit.utils.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from avvp_lit.engine.module import AVVPModule
 
 
 def config_hash(resolved_yaml: str) -> str:
@@ -33,13 +37,14 @@ def config_hash(resolved_yaml: str) -> str:
     return hashlib.sha256(resolved_yaml.encode()).hexdigest()
 
 
-def score_predictions(
+def scored_metric(
     predictions: Mapping[str, np.ndarray],
     gt_audio: np.ndarray,
     gt_visual: np.ndarray,
     metric_settings: Mapping[str, Any],
-) -> dict[str, float]:
-    """The ten numbers for arrays in split order (used for the baselines)."""
+) -> AVVPMetrics:
+    """An ``AVVPMetrics`` that has seen arrays in split order (for the per-video scores
+    and the baselines)."""
     import torch
 
     # local arrays, scored locally: under DDP only rank 0 gets here, so never synchronise
@@ -51,7 +56,17 @@ def score_predictions(
         gt_visual=torch.from_numpy(gt_visual),
         index=torch.arange(len(gt_audio)),
     )
-    return metric.compute()
+    return metric
+
+
+def score_predictions(
+    predictions: Mapping[str, np.ndarray],
+    gt_audio: np.ndarray,
+    gt_visual: np.ndarray,
+    metric_settings: Mapping[str, Any],
+) -> dict[str, float]:
+    """The ten numbers for arrays in split order."""
+    return scored_metric(predictions, gt_audio, gt_visual, metric_settings).compute()
 
 
 def results_table(rows: Mapping[str, Mapping[str, float]], title: str) -> Table:
@@ -95,7 +110,8 @@ def write_run_results(
     extra: Mapping[str, Any] | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Write metrics.json, predictions.npz and summary.md; print the result table."""
+    """Write metrics.json, predictions.npz, video_scores.tsv and summary.md; print the
+    result table."""
     output_dir = Path(output_dir)
     if len(predictions["index"]) != len(filenames) or not np.array_equal(
         predictions["index"], np.arange(len(filenames))
@@ -118,6 +134,12 @@ def write_run_results(
         **(dict(extra) if extra else {}),
     }
     write_predictions(output_dir / "predictions.npz", list(filenames), predictions)
+    scored = scored_metric(predictions, gt_audio, gt_visual, metric_settings)
+    write_video_scores(
+        output_dir / VIDEO_SCORES_FILE,
+        scored.compute_diagnostics().video_scores,
+        list(filenames),
+    )
     atomic_write_bytes(output_dir / "metrics.json", json.dumps(payload, indent=2).encode())
     summary = "\n\n".join(
         [
@@ -135,3 +157,62 @@ def write_run_results(
     console.print(format_protocol(protocol), highlight=False)
     console.print(f"results in {output_dir}", highlight=False)
     return payload
+
+
+def write_predictions(path: Path, filenames: list[str], predictions: dict[str, np.ndarray]) -> None:
+    """``predictions.npz`` in the `avvp-eval` format (``filenames`` + the four arrays)."""
+    buffer = io.BytesIO()
+    arrays = {key: predictions[key].astype(np.float32) for key in PREDICTION_KEYS}
+    np.savez_compressed(buffer, filenames=np.asarray(filenames), **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def trivial_baselines(predictions: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Two reference predictors scored on the same split as the model.
+
+    ``nothing``: no event anywhere. ``tiled``: the model's own video-level prediction
+    copied to all ten seconds of both modalities — what a parser with no temporal
+    ability scores.
+    """
+    frame = predictions["frame_prob"]
+    nothing = {key: np.zeros_like(predictions[key]) for key in PREDICTION_KEYS}
+    tiled = dict(predictions)
+    tiled["frame_prob"] = np.broadcast_to(
+        predictions["global_prob"][:, None, None, :], frame.shape
+    ).copy()
+    return {"predict nothing": nothing, "tiled video-level": tiled}
+
+
+def write_tested_split(
+    cfg: DictConfig,
+    module: AVVPModule,
+    datamodule: Any,
+    *,
+    split: str,
+    model_label: str,
+    resolved_config: str,
+    checkpoint: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the result files of a finished test pass over ``split`` (rank 0 only)."""
+    tested = datamodule.split(split)
+    return write_run_results(
+        output_dir(cfg),
+        model_label=model_label,
+        metrics=module.test_outputs["metrics"],
+        predictions=module.test_outputs["predictions"],
+        filenames=tested.filenames,
+        gt_audio=tested.annotations.gt_audio,
+        gt_visual=tested.annotations.gt_visual,
+        metric_settings=module.metric_settings,
+        protocol=module.test_metrics.protocol(
+            split=split,
+            audio_labels=cfg.data.audio_labels,
+            annotation_files=tested.annotations.files,
+        ),
+        resolved_config=resolved_config,
+        overrides=task_overrides(),
+        checkpoint=checkpoint,
+        extra=extra,
+        console=Console(),
+    )

@@ -1,0 +1,2 @@
+"""Reading finished runs and sweeps: the ablation report's statistics and the run views
+the notebooks show."""

@@ -1,0 +1,546 @@
+"""An ablation sweep, aggregated honestly: what ``avvp-report`` computes.
+
+A sweep directory (local, or copied from a cluster) holds one folder per job, each with
+``.hydra/overrides.yaml`` (the job's command-line overrides) and, when the job finished,
+``metrics.json`` (the ten test numbers) and ``video_scores.tsv`` (the per-video scores
+those numbers average) written by ``avvp-train``. Jobs are grouped into *variants* by
+their overrides minus the seed (``ignore`` adds keys); each variant gets the ten
+numbers as mean ± sample standard deviation over its seeds (``ddof=1``; undefined with
+one seed) and, against the reference variant (``full`` when present), a Δ with a 95%
+interval from the two-level paired bootstrap over seeds and videos
+(:func:`avvp_lit.metrics.bootstrap.two_level_bootstrap`), marked only where the
+interval excludes 0. Jobs without a readable ``metrics.json`` are listed with the reason
+and never enter a mean; a variant none of whose jobs finished still gets its row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
+
+from avvp_lit.metrics.bootstrap import SeedVideoInterval, two_level_bootstrap, two_level_method
+from avvp_lit.metrics.functional import METRIC_NAMES, METRIC_TITLES, format_protocol
+from avvp_lit.metrics.video_scores import VIDEO_SCORES_FILE, VideoScoresError, read_video_scores
+
+DEFAULT_IGNORE: tuple[str, ...] = ("seed",)
+REFERENCE_LABEL = "full"
+VARIANT_KEY = "variant"
+RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+@cache
+def _parser() -> OverridesParser:
+    return OverridesParser.create()
+
+
+def override_key(override: str) -> str:
+    """The config key an override sets, by Hydra's own parser: ``+a.b=1`` -> ``a.b``,
+    ``model/secm=none`` -> ``model/secm``; a deletion keeps its ``~`` (``~loss.terms.x``)."""
+    parsed = _parser().parse_override(override)
+    key = (
+        parsed.key_or_group if parsed.package is None else f"{parsed.key_or_group}@{parsed.package}"
+    )
+    return f"~{key}" if parsed.type is OverrideType.DEL else key
+
+
+def override_value(override: str) -> str:
+    """The value as written on the command line (``''`` for a deletion)."""
+    parsed = _parser().parse_override(override)
+    return "" if parsed.type is OverrideType.DEL else parsed.get_value_element_as_str()
+
+
+def _natural_key(name: str) -> list[Any]:
+    """Sort ``2`` before ``10`` (Hydra numbers its job folders)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """One job of a sweep: ``name`` its folder relative to the sweep directory.
+
+    ``metrics`` maps the ten ``METRIC_NAMES`` to floats, or is None when the job has no
+    usable ``metrics.json`` (``problem`` says why). ``protocol`` is the evaluation
+    protocol recorded beside the numbers.
+    """
+
+    name: str
+    folder: Path
+    overrides: tuple[str, ...]
+    metrics: dict[str, float] | None
+    protocol: dict[str, Any] | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.metrics is not None
+
+
+def _read_metrics(path: Path) -> tuple[dict[str, float] | None, dict[str, Any] | None, str | None]:
+    if not path.is_file():
+        return None, None, "no metrics.json (failed or unfinished)"
+    try:
+        payload = json.loads(path.read_text())
+        metrics = {name: float(payload[name]) for name in METRIC_NAMES}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return None, None, f"unreadable metrics.json ({type(error).__name__}: {error})"
+    protocol = payload.get("protocol")
+    return metrics, protocol if isinstance(protocol, dict) else None, None
+
+
+def find_sweep_jobs(sweep_dir: str | Path) -> list[SweepJob]:
+    """Every job folder under ``sweep_dir`` (any depth), in natural name order.
+
+    A job folder is one holding ``.hydra/overrides.yaml``; ``sweep_dir`` itself counts
+    when it is a single run directory.
+    """
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a directory")
+    jobs = []
+    for overrides_file in root.rglob(".hydra/overrides.yaml"):
+        folder = overrides_file.parent.parent
+        overrides = yaml.safe_load(overrides_file.read_text()) or []
+        metrics, protocol, problem = _read_metrics(folder / "metrics.json")
+        jobs.append(
+            SweepJob(
+                name=folder.relative_to(root).as_posix(),
+                folder=folder,
+                overrides=tuple(str(o) for o in overrides),
+                metrics=metrics,
+                protocol=protocol,
+                problem=problem,
+            )
+        )
+    return sorted(jobs, key=lambda job: _natural_key(job.name))
+
+
+# --------------------------------------------------------------------------- variants
+
+
+@dataclass
+class Variant:
+    """The jobs sharing every override but the ignored ones (the seeds).
+
+    ``mean``/``std`` map metric names to floats over the finished jobs (NaN when there
+    are none; ``std`` NaN with fewer than two); ``diff`` is ``mean - reference mean``.
+    ``interval`` is the bootstrap of the Δ from the reference over the seeds both
+    finished (None for the reference itself, or when it cannot be computed:
+    ``interval_problem`` says why).
+    """
+
+    label: str
+    overrides: tuple[str, ...]
+    jobs: list[SweepJob] = field(default_factory=list)
+    seed_labels: list[str] = field(default_factory=list)  # one per job
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+    diff: dict[str, float] = field(default_factory=dict)
+    interval: SeedVideoInterval | None = None
+    interval_problem: str | None = None
+
+    @property
+    def finished(self) -> list[SweepJob]:
+        return [job for job in self.jobs if job.ok]
+
+    @property
+    def failed(self) -> list[SweepJob]:
+        return [job for job in self.jobs if not job.ok]
+
+    @property
+    def n(self) -> int:
+        return len(self.finished)
+
+    @property
+    def seeds(self) -> list[str]:
+        """The ignored overrides' values of the finished jobs, e.g. ``["1", "2", "3"]``."""
+        return [s for job, s in zip(self.jobs, self.seed_labels, strict=True) if job.ok]
+
+    def finished_by_seed(self) -> dict[str, SweepJob]:
+        return {s: job for job, s in zip(self.jobs, self.seed_labels, strict=True) if job.ok}
+
+    def delta(self, metric: str) -> float:
+        """The Δ shown: over the paired seeds when an interval exists, else of the means."""
+        if self.interval is not None:
+            return float(self.interval.delta[METRIC_NAMES.index(metric)])
+        return self.diff[metric]
+
+    def resolved(self, metric: str) -> bool:
+        """The 95% interval of the Δ excludes 0."""
+        return self.interval is not None and bool(
+            self.interval.resolved[METRIC_NAMES.index(metric)]
+        )
+
+    def bounds(self, metric: str) -> tuple[float, float]:
+        if self.interval is None:
+            return math.nan, math.nan
+        i = METRIC_NAMES.index(metric)
+        return float(self.interval.low[i]), float(self.interval.high[i])
+
+
+def _short(override: str) -> str:
+    """``loss.terms.cooccurrence.weight=0.05`` -> ``cooccurrence.weight=0.05``."""
+    key = override_key(override)
+    if key.startswith("~") or "." not in key:
+        return override
+    return ".".join(key.split(".")[-2:]) + "=" + override_value(override)
+
+
+def _labels(groups: Sequence[tuple[str, ...]], shared: set[str]) -> list[str]:
+    """Readable, unique labels: the ``variant=`` value, else the differing overrides."""
+
+    def label(overrides: tuple[str, ...], shorten: bool) -> str:
+        own = [o for o in overrides if o not in shared]
+        named = [override_value(o) for o in own if override_key(o) == VARIANT_KEY]
+        rest = [(_short(o) if shorten else o) for o in own if override_key(o) != VARIANT_KEY]
+        return " ".join([*named, *rest]) or "(defaults)"
+
+    labels = [label(g, shorten=True) for g in groups]
+    if len(set(labels)) < len(labels):
+        labels = [label(g, shorten=False) for g in groups]
+    return labels
+
+
+@dataclass
+class AblationReport:
+    """A sweep's variants in job order, the reference row and the shared overrides."""
+
+    sweep_dir: Path
+    variants: list[Variant]
+    reference: Variant
+    shared: tuple[str, ...]
+    ignored: tuple[str, ...]
+    protocols: list[dict[str, Any]]
+    resamples: int = RESAMPLES
+    bootstrap_seed: int = BOOTSTRAP_SEED
+
+    @property
+    def failed(self) -> list[SweepJob]:
+        return [job for variant in self.variants for job in variant.failed]
+
+    def own_overrides(self, job: SweepJob) -> str:
+        """A job's overrides without those every variant shares (what tells it apart)."""
+        return " ".join(o for o in job.overrides if o not in self.shared)
+
+    def variant(self, label: str) -> Variant:
+        for variant in self.variants:
+            if variant.label == label:
+                return variant
+        raise KeyError(f"no variant {label!r}; variants: {[v.label for v in self.variants]}")
+
+    @property
+    def method(self) -> str:
+        return two_level_method(self.resamples, self.bootstrap_seed)
+
+
+def metrics_frame(variants: Sequence[Variant]) -> pd.DataFrame:
+    """One row per finished job: ``variant``, ``seed`` and the ten numbers."""
+    rows = [
+        {"variant": v.label, "seed": seed, **job.metrics}
+        for v in variants
+        for job, seed in zip(v.jobs, v.seed_labels, strict=True)
+        if job.metrics is not None
+    ]
+    return pd.DataFrame(rows, columns=["variant", "seed", *METRIC_NAMES])
+
+
+def _aggregate(variants: Sequence[Variant]) -> None:
+    """Fill ``mean``/``std`` of every variant: one ``groupby().agg`` over the jobs."""
+    stats = metrics_frame(variants).groupby("variant", sort=False)[list(METRIC_NAMES)]
+    table = stats.agg(["mean", "std"])  # std: ddof=1, NaN for one seed
+    for v in variants:
+        found = v.label in table.index
+        for name in METRIC_NAMES:
+            v.mean[name] = float(table.loc[v.label, (name, "mean")]) if found else math.nan
+            v.std[name] = float(table.loc[v.label, (name, "std")]) if found else math.nan
+
+
+def _video_scores(job: SweepJob) -> tuple[list[str], np.ndarray]:
+    path = job.folder / VIDEO_SCORES_FILE
+    if not path.is_file():
+        raise VideoScoresError(f"job {job.name} has no {VIDEO_SCORES_FILE}")
+    return read_video_scores(path)
+
+
+def paired_interval(
+    variant: Variant, reference: Variant, *, resamples: int, seed: int
+) -> SeedVideoInterval:
+    """The two-level bootstrap of ``variant - reference`` over the seeds both finished.
+
+    Raises ``VideoScoresError`` naming what is missing (no common seed, a job without
+    per-video scores, or jobs scored on different videos).
+    """
+    ours, theirs = variant.finished_by_seed(), reference.finished_by_seed()
+    common = [s for s in ours if s in theirs]
+    if not common:
+        raise VideoScoresError(f"no seed finished in both {variant.label} and {reference.label}")
+    stacks: list[list[np.ndarray]] = [[], []]
+    names: list[str] | None = None
+    for s in common:
+        for side, job in enumerate((ours[s], theirs[s])):
+            filenames, scores = _video_scores(job)
+            if names is None:
+                names = filenames
+            elif filenames != names:
+                raise VideoScoresError(f"job {job.name} was scored on other videos")
+            stacks[side].append(scores / 100.0)
+    return two_level_bootstrap(
+        np.stack(stacks[1]), np.stack(stacks[0]), resamples=resamples, seed=seed
+    )
+
+
+def build_report(
+    sweep_dir: str | Path,
+    *,
+    reference: str | None = None,
+    ignore: Iterable[str] = DEFAULT_IGNORE,
+    resamples: int = RESAMPLES,
+    bootstrap_seed: int = BOOTSTRAP_SEED,
+) -> AblationReport:
+    """Group the jobs of ``sweep_dir`` into variants, aggregate them and bootstrap every
+    Δ from the reference (``full`` when a variant has that label, else the first)."""
+    jobs = find_sweep_jobs(sweep_dir)
+    if not jobs:
+        raise FileNotFoundError(f"no job folders (.hydra/overrides.yaml) under {sweep_dir}")
+    ignored = tuple(ignore)
+    groups: dict[tuple[str, ...], list[tuple[SweepJob, str]]] = {}
+    for job in jobs:
+        kept = tuple(sorted(o for o in job.overrides if override_key(o) not in ignored))
+        seed = ",".join(override_value(o) for o in job.overrides if override_key(o) in ignored)
+        groups.setdefault(kept, []).append((job, seed))
+    keys = list(groups)
+    shared = set.intersection(*(set(k) for k in keys)) if len(keys) > 1 else set()
+    variants = [
+        Variant(
+            label=label,
+            overrides=tuple(o for o in key if o not in shared),
+            jobs=[job for job, _ in groups[key]],
+            seed_labels=[seed for _, seed in groups[key]],
+        )
+        for key, label in zip(keys, _labels(keys, shared), strict=True)
+    ]
+    _aggregate(variants)
+    chosen = _reference(variants, reference)
+    for variant in variants:
+        variant.diff = {m: variant.mean[m] - chosen.mean[m] for m in METRIC_NAMES}
+        if variant is chosen:
+            continue
+        try:
+            variant.interval = paired_interval(
+                variant, chosen, resamples=resamples, seed=bootstrap_seed
+            )
+        except VideoScoresError as error:
+            variant.interval_problem = str(error)
+    protocols: list[dict[str, Any]] = []
+    for job in jobs:
+        if job.protocol is not None and job.protocol not in protocols:
+            protocols.append(job.protocol)
+    return AblationReport(
+        sweep_dir=Path(sweep_dir),
+        variants=variants,
+        reference=chosen,
+        shared=tuple(sorted(shared)),
+        ignored=ignored,
+        protocols=protocols,
+        resamples=resamples,
+        bootstrap_seed=bootstrap_seed,
+    )
+
+
+def _reference(variants: list[Variant], label: str | None) -> Variant:
+    labels = [v.label for v in variants]
+    if label is not None:
+        if label not in labels:
+            raise KeyError(f"reference {label!r} is not a variant; variants: {labels}")
+        return variants[labels.index(label)]
+    if REFERENCE_LABEL in labels:
+        return variants[labels.index(REFERENCE_LABEL)]
+    return variants[0]
+
+
+# --------------------------------------------------------------------------- text
+
+
+def number_text(value: float, digits: int = 2, signed: bool = False) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def mean_std_cell(mean: float, std: float) -> str:
+    """``45.12 ± 1.03``; ``45.12`` with one seed; ``–`` with none."""
+    if math.isnan(mean):
+        return "–"
+    return number_text(mean) if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def mean_std_text(variant: Variant, metric: str) -> str:
+    return mean_std_cell(variant.mean[metric], variant.std[metric])
+
+
+def diff_text(report: AblationReport, variant: Variant, metric: str) -> str:
+    """``-1.20*`` (``*``: the 95% interval excludes 0); ``ref`` for the reference."""
+    if variant is report.reference:
+        return "ref"
+    return number_text(variant.delta(metric), signed=True) + (
+        "*" if variant.resolved(metric) else ""
+    )
+
+
+def interval_text(variant: Variant, metric: str) -> str:
+    """``[-2.10, -0.30]``; ``–`` without an interval."""
+    low, high = variant.bounds(metric)
+    if math.isnan(low):
+        return "–"
+    return f"[{low:+.2f}, {high:+.2f}]"
+
+
+def csv_text(report: AblationReport) -> str:
+    """One row per variant: label, overrides, seeds, failures, and per metric the mean,
+    std, Δ of the means, and the paired Δ with its interval."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ["variant", "overrides", "n_seeds", "seeds", "n_failed", "failed_runs"]
+    header += ["paired_seeds", "interval_problem"]
+    for name in METRIC_NAMES:
+        header += [f"{name}_{s}" for s in ("mean", "std", "diff", "delta", "low", "high")]
+    writer.writerow(header)
+    for v in report.variants:
+        paired = "" if v.interval is None else v.interval.seeds
+        row: list[Any] = [
+            v.label,
+            " ".join(v.overrides),
+            v.n,
+            " ".join(v.seeds),
+            len(v.failed),
+            " ".join(job.name for job in v.failed),
+            paired,
+            v.interval_problem or "",
+        ]
+        for name in METRIC_NAMES:
+            low, high = v.bounds(name)
+            delta = v.delta(name) if v.interval is not None else math.nan
+            values = (v.mean[name], v.std[name], v.diff[name], delta, low, high)
+            row += [_csv_float(x) for x in values]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _csv_float(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.6f}"
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown_text(report: AblationReport) -> str:
+    """``ablation.md``: what was run, the tables, the method, the failed jobs."""
+    titles = [METRIC_TITLES[n] for n in METRIC_NAMES]
+    ref = report.reference.label
+    lines = [
+        f"# Ablation: `{report.sweep_dir}`",
+        "",
+        f"Test-split F-scores (%), mean ± sample std (ddof=1) over seeds "
+        f"(`{'`, `'.join(report.ignored)}` ignored when grouping). Δ = variant − `{ref}` "
+        "over the seeds both finished, with its 95% interval; `*` marks a Δ whose interval "
+        "excludes 0, and only those.",
+        "",
+        report.method,
+        "",
+    ]
+    if report.shared:
+        lines += ["Shared overrides: " + " ".join(f"`{o}`" for o in report.shared), ""]
+    for protocol in report.protocols:
+        lines += [format_protocol(protocol), ""]
+    if len(report.protocols) > 1:
+        lines += ["**Warning: the jobs were scored under different protocols.**", ""]
+    lines += ["## Mean ± std", ""]
+    lines.append(_md_row(["variant", "seeds", "failed", *titles]))
+    lines.append("|---|---:|---:|" + "---:|" * len(titles))
+    for v in report.variants:
+        cells = [f"`{v.label}`", str(v.n), str(len(v.failed))]
+        lines.append(_md_row(cells + [mean_std_text(v, n) for n in METRIC_NAMES]))
+    lines += ["", f"## Δ from `{ref}` [95% interval]", ""]
+    lines.append(_md_row(["variant", "paired seeds", *titles]))
+    lines.append("|---|---:|" + "---:|" * len(titles))
+    for v in report.variants:
+        if v is report.reference:
+            continue
+        paired = "–" if v.interval is None else str(v.interval.seeds)
+        cells = [f"{diff_text(report, v, n)} {interval_text(v, n)}" for n in METRIC_NAMES]
+        lines.append(_md_row([f"`{v.label}`", paired, *cells]))
+    missing = [v for v in report.variants if v.interval_problem]
+    if missing:
+        lines += ["", "No interval (Δ of the means, unmarked):"]
+        lines += [f"- `{v.label}`: {v.interval_problem}" for v in missing]
+    lines += ["", "## Variants", ""]
+    for v in report.variants:
+        overrides = " ".join(f"`{o}`" for o in v.overrides) or "(no overrides)"
+        lines.append(f"- `{v.label}`: {overrides}; seeds {', '.join(v.seeds) or 'none'}")
+    lines += ["", "## Failed or unfinished jobs", ""]
+    failed = report.failed
+    if not failed:
+        lines.append("None: every job wrote metrics.json.")
+    for job in failed:
+        lines.append(f"- `{job.name}` ({report.own_overrides(job)}): {job.problem}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def read_ablation_csv(path: str | Path) -> pd.DataFrame:
+    """``ablation.csv`` as a DataFrame indexed by variant."""
+    frame = pd.read_csv(path, keep_default_na=False, na_values={m: [""] for m in _numeric()})
+    return frame.set_index("variant")
+
+
+def _numeric() -> list[str]:
+    kinds = ("mean", "std", "diff", "delta", "low", "high")
+    return [f"{m}_{s}" for m in METRIC_NAMES for s in kinds]
+
+
+def display_frame(path: str | Path, *, with_diff: bool = True) -> pd.DataFrame:
+    """A readable table from ``ablation.csv``: ``mean ± std`` cells and, with
+    ``with_diff``, the paired Δ with its interval (``*`` where it excludes 0)."""
+    frame = read_ablation_csv(path)
+    columns: dict[str, Any] = {"seeds": frame["n_seeds"], "failed": frame["n_failed"]}
+    for m in METRIC_NAMES:
+        mean, std = frame[f"{m}_mean"], frame[f"{m}_std"]
+        columns[METRIC_TITLES[m]] = [mean_std_cell(a, b) for a, b in zip(mean, std, strict=True)]
+        if with_diff:
+            columns[f"Δ {METRIC_TITLES[m]}"] = [
+                _delta_cell(d, lo, hi)
+                for d, lo, hi in zip(
+                    frame[f"{m}_delta"], frame[f"{m}_low"], frame[f"{m}_high"], strict=True
+                )
+            ]
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _delta_cell(delta: float, low: float, high: float) -> str:
+    if math.isnan(delta):
+        return "–"
+    mark = "*" if low > 0 or high < 0 else ""
+    return f"{delta:+.2f}{mark} [{low:+.2f}, {high:+.2f}]"

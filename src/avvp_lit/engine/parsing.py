@@ -1,0 +1,251 @@
+"""The parse job behind `avvp-parse ckpt=PATH input=DIR`: a trained model's parsed
+events, per video.
+
+``input`` is a dataset folder (the videos of ``split``'s annotation file), a folder of
+``.npy`` features in the released layout without annotation files (the videos are the
+ids found in its feature folders), or an HDF5 store. Each video's probabilities are
+thresholded as the evaluation protocol does (``avvp_lit.metrics.binarize``, gating and
+thresholds from the ``metrics`` block); an event is a maximal run of positive seconds
+of one class in one modality, audio-visual events being the runs of ``Pa * Pv``.
+
+The output folder receives ``events.jsonl`` (one video per line, events included, even
+when there are none), ``events.csv`` (one event per row), ``skipped.txt`` (every video
+whose features are missing or malformed, with the reason) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from avvp_lit.classes import CLASSES, EVENT_MODALITIES
+from avvp_lit.data.llp_stats import positive_runs
+from avvp_lit.engine.run import validate_values
+from avvp_lit.inference import Source, binarize_time_major, open_source, run_network
+from avvp_lit.metrics import protocol_dict
+from avvp_lit.models.loading import read_network
+from avvp_lit.utils.atomic import atomic_write_bytes
+from avvp_lit.utils.errors import ConfigError, first_names
+from avvp_lit.utils.progress import report_line
+
+CSV_COLUMNS: tuple[str, ...] = ("filename", "class", "modality", "onset", "offset", "score")
+SKIPPED_SHOWN = 10
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Events:
+    """Parsed events of N videos, one entry per event (E in all).
+
+    ``video`` (E,) the video's row; ``modality`` (E,) an index into
+    ``EVENT_MODALITIES``; ``label`` (E,) the class index; ``onset``/``offset`` (E,) whole
+    seconds, half-open; ``score`` (E,) the mean frame probability over the event's
+    seconds (for audio-visual events, of ``min(p_audio, p_visual)``, so every score is at
+    least the segment threshold, as a single modality's are). Ordered by video, then
+    onset, class and modality.
+    """
+
+    video: np.ndarray
+    modality: np.ndarray
+    label: np.ndarray
+    onset: np.ndarray
+    offset: np.ndarray
+    score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.video)
+
+    def bounds(self, num_videos: int) -> np.ndarray:
+        """(num_videos + 1,) offsets: video ``i``'s events are ``[b[i], b[i + 1])``."""
+        return np.searchsorted(self.video, np.arange(num_videos + 1), side="left")
+
+
+def extract_events(
+    pred_audio: np.ndarray,
+    pred_visual: np.ndarray,
+    prob_audio: np.ndarray,
+    prob_visual: np.ndarray,
+) -> Events:
+    """Events from binary predictions and frame probabilities, all (N, 10, 25) time-major."""
+    pred_audio = np.asarray(pred_audio, dtype=bool)
+    pred_visual = np.asarray(pred_visual, dtype=bool)
+    prob_audio = np.asarray(prob_audio, dtype=np.float64)
+    prob_visual = np.asarray(prob_visual, dtype=np.float64)
+    active = np.stack([pred_audio, pred_visual, pred_audio & pred_visual], axis=1)
+    prob = np.stack([prob_audio, prob_visual, np.minimum(prob_audio, prob_visual)], axis=1)
+    active, prob = active.swapaxes(-1, -2), prob.swapaxes(-1, -2)  # (N, 3, 25, T)
+    (video, modality, label), onset, offset = positive_runs(active)
+    cumulative = np.pad(prob.cumsum(axis=-1), [(0, 0)] * 3 + [(1, 0)])
+    total = cumulative[video, modality, label, offset] - cumulative[video, modality, label, onset]
+    score = total / np.maximum(offset - onset, 1)
+    order = np.lexsort((modality, label, onset, video))
+    return Events(
+        video=video[order],
+        modality=modality[order],
+        label=label[order],
+        onset=onset[order],
+        offset=offset[order],
+        score=score[order],
+    )
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+# --------------------------------------------------------------------------- model
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def event_records(events: Events, filenames: Sequence[str]) -> list[dict[str, Any]]:
+    """One JSON-ready dict per video (every video, with or without events)."""
+    bounds = events.bounds(len(filenames))
+    labels = np.asarray(CLASSES)[events.label]
+    modalities = np.asarray(EVENT_MODALITIES)[events.modality]
+    records = []
+    for row, name in enumerate(filenames):
+        part = slice(bounds[row], bounds[row + 1])
+        records.append(
+            {
+                "filename": name,
+                "events": [
+                    {
+                        "class": str(c),
+                        "modality": str(m),
+                        "onset": int(on),
+                        "offset": int(off),
+                        "score": round(float(s), 4),
+                    }
+                    for c, m, on, off, s in zip(
+                        labels[part],
+                        modalities[part],
+                        events.onset[part],
+                        events.offset[part],
+                        events.score[part],
+                        strict=True,
+                    )
+                ],
+            }
+        )
+    return records
+
+
+def jsonl_text(records: Sequence[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(record) + "\n" for record in records)
+
+
+def csv_text(records: Sequence[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for record in records:
+        for event in record["events"]:
+            writer.writerow(
+                [
+                    record["filename"],
+                    event["class"],
+                    event["modality"],
+                    event["onset"],
+                    event["offset"],
+                    f"{event['score']:.4f}",
+                ]
+            )
+    return buffer.getvalue()
+
+
+def skipped_text(skipped: Mapping[str, str]) -> str:
+    return "filename\treason\n" + "".join(f"{n}\t{r}\n" for n, r in skipped.items())
+
+
+def write_outputs(out: Path, records: list[dict[str, Any]], summary: Mapping[str, Any]) -> None:
+    """Write events.jsonl, events.csv, skipped.txt and summary.json, each atomically."""
+    atomic_write_bytes(out / "events.jsonl", jsonl_text(records).encode())
+    atomic_write_bytes(out / "events.csv", csv_text(records).encode())
+    atomic_write_bytes(out / "skipped.txt", skipped_text(summary["skipped"]).encode())
+    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def _check_feature_set(source: Source, network_config: Mapping[str, Any] | None) -> None:
+    expected = (network_config or {}).get("feature_set")
+    actual = source.store.feature_set.name
+    if expected is not None and expected != actual:
+        raise ConfigError(
+            f"the checkpoint's model reads {expected!r} features but input holds {actual!r}"
+        )
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def parse_videos(cfg: DictConfig) -> dict[str, Any]:
+    """Parse every video of ``cfg.input`` with ``cfg.ckpt``; returns summary.json's content."""
+    validate_values(cfg)
+    metrics = OmegaConf.to_container(cfg.metrics, resolve=True)
+    protocol = protocol_dict(**metrics)
+    loaded = read_network(cfg.ckpt, trusted=tuple(cfg.get("trusted_blocks") or ()))
+    network, network_config = loaded.network, loaded.model_config
+    feature_set = cfg.feature_set or (network_config or {}).get("feature_set")
+    source = open_source(
+        cfg.input, split=cfg.split, feature_set=feature_set, store_kind=cfg.get("store", "auto")
+    )
+    _check_feature_set(source, network_config)
+    parsed = run_network(
+        network,
+        source,
+        batch_size=int(cfg.batch_size),
+        device=_device(cfg.get("device", "cpu")),
+        progress=bool(cfg.get("progress", True)),
+    )
+    pred_audio, pred_visual = binarize_time_major(parsed.probabilities, metrics)
+    frame = parsed.probabilities["frame_prob"]
+    events = extract_events(pred_audio, pred_visual, frame[:, :, 0], frame[:, :, 1])
+    records = event_records(events, parsed.filenames)
+    out = Path(cfg.output_dir)
+    summary = {
+        "ckpt": str(cfg.ckpt),
+        "input": str(cfg.input),
+        "mode": source.mode,
+        "split": cfg.split if source.mode == "dataset" else None,
+        "feature_set": source.store.feature_set.name,
+        "protocol": protocol,
+        "videos": len(source.filenames),
+        "parsed": len(parsed.filenames),
+        "events": len(events),
+        "skipped": parsed.skipped,
+    }
+    write_outputs(out, records, summary)
+    _report(summary, out)
+    return summary
+
+
+def _report(summary: Mapping[str, Any], out: Path) -> None:
+    """The outcome as log lines: on the console and in the run's ``parse.log``."""
+    report_line(
+        f"parsed {summary['parsed']} of {summary['videos']} videos "
+        f"({summary['mode']} input, {summary['feature_set']} features): "
+        f"{summary['events']} events in {out}"
+    )
+    skipped = list(summary["skipped"])
+    if skipped:
+        report_line(
+            f"skipped {len(skipped)} videos with missing or malformed features: "
+            f"{first_names(skipped, SKIPPED_SHOWN)} (reasons in {out / 'skipped.txt'})"
+        )
