@@ -56,7 +56,7 @@ def test_checkpoint_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> 
 
 def test_eval_json_is_not_left_empty(tmp_path: Path, monkeypatch, capsys) -> None:
     from avvp_lit.cli.eval import main as eval_main
-    from avvp_lit.engine.results import write_predictions
+    from avvp_lit.metrics.prediction_file import write_predictions
 
     root = tmp_path / "ds"
     names = write_dataset(root, "han", (2, 3, 3))["test"]

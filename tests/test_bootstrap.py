@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from avvp_lit.cli.eval import main as eval_main
-from avvp_lit.engine.results import write_predictions
 from avvp_lit.metrics.bootstrap import paired_bootstrap, resample_indices, two_level_bootstrap
 from avvp_lit.metrics.functional import METRIC_NAMES, dataset_scores
+from avvp_lit.metrics.prediction_file import write_predictions
 from tests.helpers.datasets import write_dataset
 
 
@@ -143,14 +143,12 @@ def test_resampling_is_a_matrix_product_of_counts() -> None:
 
 def loop_two_level(a: np.ndarray, b: np.ndarray, resamples: int, seed: int) -> dict:
     """The two-level bootstrap as loops over resamples, seed slots and videos, drawing
-    the same random numbers in the same order (seeds first, then each slot's videos)."""
+    the same random numbers in the same order (the seeds, then one video draw per
+    resample that every drawn seed shares)."""
     seeds, videos, _ = a.shape
     generator = torch.Generator().manual_seed(seed)
     drawn = torch.randint(seeds, (resamples, seeds), generator=generator).numpy()
-    slots = [
-        torch.randint(videos, (resamples, videos), generator=generator).numpy()
-        for _ in range(seeds)
-    ]
+    shared = torch.randint(videos, (resamples, videos), generator=generator).numpy()
 
     def numbers(scores: np.ndarray, rows) -> np.ndarray:
         means = np.array([sum(scores[r, m] for r in rows) / len(rows) for m in range(10)])
@@ -161,7 +159,7 @@ def loop_two_level(a: np.ndarray, b: np.ndarray, resamples: int, seed: int) -> d
     resampled = np.zeros((resamples, 10))
     for r in range(resamples):
         for slot in range(seeds):
-            s, rows = drawn[r, slot], slots[slot][r]
+            s, rows = drawn[r, slot], shared[r]
             resampled[r] += (numbers(b[s], rows) - numbers(a[s], rows)) / seeds
     everything = range(videos)
     delta = np.mean(
@@ -201,3 +199,19 @@ def test_seed_spread_widens_what_the_videos_alone_would_resolve() -> None:
     three = two_level_bootstrap(a, b, resamples=500, seed=0)
     assert np.allclose(three.delta, 100 * 0.005 / 3)
     assert not three.resolved.any() and (three.low < 0).all() and (three.high > 0).all()
+
+
+def test_the_video_draw_is_shared_by_the_seeds() -> None:
+    """Each video keeps its own effect across seeds (the seeds are scored on the same
+    videos): the interval must not shrink as seeds are added that repeat the same
+    per-video differences."""
+    rng = np.random.default_rng(4)
+    per_video = rng.normal(0.0, 0.2, (60, 10))  # a video's own effect, same on every seed
+    a = np.full((1, 60, 10), 0.5)
+    one = two_level_bootstrap(a, a + per_video, resamples=2000, seed=1)
+    four = two_level_bootstrap(
+        np.repeat(a, 4, 0), np.repeat(a + per_video[None], 4, 0), resamples=2000, seed=1
+    )
+    assert np.allclose(four.delta, one.delta)
+    width_one, width_four = one.high - one.low, four.high - four.low
+    assert np.allclose(width_four, width_one, rtol=0.15)  # drawn anew per seed: about half

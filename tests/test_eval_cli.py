@@ -220,6 +220,25 @@ def test_probabilities_outside_unit_interval(annotations, tmp_path, capsys):
     assert "field 'global_prob'" in err and f"{VIDEOS[2]} (nan)" in err
 
 
+def test_global_probability_above_one_is_scored_as_the_network_pools_it(
+    annotations, tmp_path, capsys
+):
+    """MMIL pooling lets global_prob exceed 1 (up to 2) when audio and visual attend to
+    different seconds; such files, which training writes, score as the reference does."""
+    preds = _predictions()
+    preds["global_prob"][0, :] = np.where(preds["global_prob"][0] >= 0.5, 1.6, 0.2)
+    out = tmp_path / "high.json"
+    pred_file = _save(tmp_path / "high.npz", preds)
+    assert main([str(pred_file), "--annotations", str(annotations), "--json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    want = _expected(preds, "global", AUDIO_ROWS)
+    for name, value in zip(METRIC_NAMES, want, strict=True):
+        assert payload[name] == pytest.approx(value, abs=1e-9), name
+    preds["global_prob"][1, 4] = 2.5
+    err = _run_error(annotations, _save(tmp_path / "over.npz", preds), capsys)
+    assert "field 'global_prob' has values outside [0, 2]" in err and f"{VIDEOS[1]} (2.5)" in err
+
+
 def test_unreadable_inputs(annotations, tmp_path, capsys):
     err = _run_error(annotations, tmp_path / "absent.npz", capsys)
     assert "absent.npz: predictions file not found" in err

@@ -4,6 +4,7 @@ shells are imported by nothing (every import is read, also those inside function
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import avvp_lit
@@ -34,7 +35,8 @@ def role(module: str) -> str | None:
     return parts[1] if parts[0] == "avvp_lit" and len(parts) > 1 else None
 
 
-def imported_modules(path: Path) -> set[str]:
+@cache
+def imported_modules(path: Path) -> frozenset[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -42,7 +44,7 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return found
+    return frozenset(found)
 
 
 def source_files() -> dict[str, Path]:

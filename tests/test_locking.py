@@ -19,6 +19,7 @@ from tests.helpers.training import run_app
 def test_a_second_run_in_a_directory_refuses(tmp_path: Path, monkeypatch, capsys) -> None:
     run_dir = tmp_path / "run"
     with run_directory_lock(run_dir):
+        (run_dir / "train.log").write_text("the other run's log\n")  # all of it disposable
         code, err = run_app(
             "avvp_lit.cli.train",
             ["experiment=smoke", f"data.root={tmp_path / 'd'}", f"hydra.run.dir={run_dir}"],
@@ -28,6 +29,8 @@ def test_a_second_run_in_a_directory_refuses(tmp_path: Path, monkeypatch, capsys
         assert code == EXIT_BAD_INPUT
         assert f"{run_dir} is in use by process {os.getpid()}" in err
         assert not (tmp_path / "d").exists()
+        # the refused run must not clean up a folder that the other run holds
+        assert (run_dir / LOCK_NAME).exists() and (run_dir / "train.log").exists()
     assert not (run_dir / LOCK_NAME).exists()
 
 
@@ -65,3 +68,20 @@ def test_a_run_stopped_by_bad_input_leaves_no_folder(tmp_path: Path, monkeypatch
         "avvp_lit.cli.train", ["seed=abc", f"hydra.run.dir={run_dir}"], monkeypatch, capsys
     )
     assert code == EXIT_BAD_INPUT and not run_dir.exists()
+
+
+def test_only_folders_without_anything_logged_are_removed(tmp_path: Path) -> None:
+    from avvp_lit.engine.run import remove_if_untouched
+
+    for name, logged in (("fresh", None), ("trained", "csv/metrics.csv")):
+        run_dir = tmp_path / name
+        for path in (".hydra/config.yaml", "train.log", "config.yaml", "csv/hparams.yaml"):
+            (run_dir / path).parent.mkdir(parents=True, exist_ok=True)
+            (run_dir / path).write_text("x")
+        (run_dir / "wandb").mkdir()
+        (run_dir / "checkpoints").mkdir()
+        if logged:
+            (run_dir / logged).write_text("epoch,train/total\n0,0.5\n")
+        remove_if_untouched(run_dir)
+    assert not (tmp_path / "fresh").exists()
+    assert (tmp_path / "trained" / "csv" / "metrics.csv").is_file()

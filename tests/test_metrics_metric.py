@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from avvp_lit.classes import CLASSES
+from avvp_lit.classes import CLASSES, PREDICTION_KEYS
 from avvp_lit.engine.predictions import PredictionCollector
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics, evaluate, format_protocol, protocol_dict
 from avvp_lit.metrics.avvp import first_rows_by_index
-from avvp_lit.models.output import PREDICTION_KEYS
 from tests.helpers.metric_cases import make_batch
 from tests.helpers.reference_metrics import (
     ref_binarize,

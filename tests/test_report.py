@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,15 @@ def test_a_job_without_video_scores_gets_no_interval(sweep: Path) -> None:
     assert no_cafd.interval is None and "job 4 has no video_scores.tsv" in no_cafd.interval_problem
     assert not no_cafd.resolved("seg_type")
     assert no_cafd.delta("seg_type") == pytest.approx(no_cafd.diff["seg_type"])
+
+
+def test_two_jobs_of_one_seed_are_not_paired_silently(sweep: Path) -> None:
+    """A rerun of seed 2 of no_cafd (another folder, same overrides) makes the pairing
+    ambiguous: no interval, and the report says why."""
+    shutil.copytree(sweep / "4", sweep / "4_rerun")
+    no_cafd = build_report(sweep, resamples=100).variant("no_cafd")
+    assert no_cafd.n == 4 and no_cafd.interval is None
+    assert "more than one finished job for 2" in no_cafd.interval_problem
 
 
 def test_cli_writes_md_csv_png(

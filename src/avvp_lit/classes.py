@@ -1,5 +1,6 @@
 """The field's vocabulary: the 25 LLP event classes in the canonical order every array
-uses, the 10 one-second segments, and the modalities (the one definition of each)."""
+uses, the 10 one-second segments, the modalities, and the probabilities a prediction
+holds (the one definition of each)."""
 
 CLASSES: tuple[str, ...] = (
     "Speech",
@@ -35,3 +36,21 @@ CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
 MODALITIES: tuple[str, ...] = ("audio", "visual")
 # what a parsed event can be: audible, visible, or both
 EVENT_MODALITIES: tuple[str, ...] = ("audio", "visual", "audio-visual")
+# the probabilities a prediction file keeps, per video: what avvp-eval scores
+PREDICTION_SHAPES: dict[str, tuple[int, ...]] = {
+    "global_prob": (NUM_CLASSES,),
+    "a_prob": (NUM_CLASSES,),
+    "v_prob": (NUM_CLASSES,),
+    "frame_prob": (NUM_SEGMENTS, len(MODALITIES), NUM_CLASSES),
+}
+PREDICTION_KEYS = tuple(PREDICTION_SHAPES)
+# the largest value each can take: global_prob pools audio and visual with a softmax over
+# time per modality and one over the modalities per second (MMIL, docs/avvp.md §4), so it
+# can exceed 1 (up to 2) when the two modalities attend to different seconds; the original
+# code clamps it only inside the loss, and the protocol thresholds it as it is
+PREDICTION_MAX: dict[str, float] = {
+    "global_prob": 2.0,
+    "a_prob": 1.0,
+    "v_prob": 1.0,
+    "frame_prob": 1.0,
+}

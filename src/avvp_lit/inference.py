@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from avvp_lit.classes import NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.classes import NUM_CLASSES, NUM_SEGMENTS, PREDICTION_KEYS
 from avvp_lit.data.annotations import SPLIT_FILES, feature_id, read_weak_labels
 from avvp_lit.data.features import FEATURE_SETS, FeatureError, FeatureSet
 from avvp_lit.data.stores import FeatureStore, h5_file, open_store
 from avvp_lit.metrics import binarize, resolve_thresholds
-from avvp_lit.models.output import MAP_KEYS, NETWORK_INPUTS, PREDICTION_KEYS
+from avvp_lit.models.output import MAP_KEYS, NETWORK_INPUTS
 from avvp_lit.utils.errors import ConfigError
 from avvp_lit.utils.progress import progress_bar
 

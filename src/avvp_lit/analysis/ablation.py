@@ -4,7 +4,7 @@ A sweep directory (local, or copied from a cluster) holds one folder per job, ea
 ``.hydra/overrides.yaml`` (the job's command-line overrides) and, when the job finished,
 ``metrics.json`` (the ten test numbers) and ``video_scores.tsv`` (the per-video scores
 those numbers average) written by ``avvp-train``. Jobs are grouped into *variants* by
-their overrides minus the seed (``ignore`` adds keys); each variant gets the ten
+their overrides minus the ignored keys (``ignore``, default ``seed``); each variant gets the ten
 numbers as mean ± sample standard deviation over its seeds (``ddof=1``; undefined with
 one seed) and, against the reference variant (``full`` when present), a Δ with a 95%
 interval from the two-level paired bootstrap over seeds and videos
@@ -173,7 +173,7 @@ class Variant:
 
     @property
     def seeds(self) -> list[str]:
-        """The ignored overrides' values of the finished jobs, e.g. ``["1", "2", "3"]``."""
+        """The seed labels of the finished jobs, e.g. ``["1", "2", "3"]``."""
         return [s for job, s in zip(self.jobs, self.seed_labels, strict=True) if job.ok]
 
     def finished_by_seed(self) -> dict[str, SweepJob]:
@@ -290,6 +290,15 @@ def paired_interval(
     Raises ``VideoScoresError`` naming what is missing (no common seed, a job without
     per-video scores, or jobs scored on different videos).
     """
+    for side in (variant, reference):
+        seeds = side.seeds
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            which = ", ".join(repeated) or "no seed"
+            raise VideoScoresError(
+                f"{side.label} has more than one finished job for {which} (cannot pair "
+                "them; pass --ignore for the key that tells them apart)"
+            )
     ours, theirs = variant.finished_by_seed(), reference.finished_by_seed()
     common = [s for s in ours if s in theirs]
     if not common:
@@ -309,6 +318,17 @@ def paired_interval(
     )
 
 
+def _seed_label(overrides: Sequence[str], ignored: tuple[str, ...]) -> str:
+    """What tells a variant's jobs apart: the seed's value (``3``), or with several
+    ignored keys their sorted ``key=value`` pairs (``fold=2,seed=3``)."""
+    pairs = sorted(
+        (override_key(o), override_value(o)) for o in overrides if override_key(o) in ignored
+    )
+    if len(ignored) == 1:
+        return ",".join(value for _, value in pairs)
+    return ",".join(f"{key}={value}" for key, value in pairs)
+
+
 def build_report(
     sweep_dir: str | Path,
     *,
@@ -326,7 +346,7 @@ def build_report(
     groups: dict[tuple[str, ...], list[tuple[SweepJob, str]]] = {}
     for job in jobs:
         kept = tuple(sorted(o for o in job.overrides if override_key(o) not in ignored))
-        seed = ",".join(override_value(o) for o in job.overrides if override_key(o) in ignored)
+        seed = _seed_label(job.overrides, ignored)
         groups.setdefault(kept, []).append((job, seed))
     keys = list(groups)
     shared = set.intersection(*(set(k) for k in keys)) if len(keys) > 1 else set()

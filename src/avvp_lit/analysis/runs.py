@@ -169,8 +169,9 @@ def _test_split(run: RunView) -> Any:
 
 
 def _predictions(run: RunView) -> dict[str, np.ndarray]:
-    with np.load(run.run_dir / "predictions.npz") as data:
-        return {key: data[key] for key in data.files}
+    from avvp_lit.metrics.prediction_file import load_predictions
+
+    return load_predictions(run.run_dir / "predictions.npz")
 
 
 def run_class_f1(run: RunView) -> dict[str, np.ndarray]:

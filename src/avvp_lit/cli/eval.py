@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from avvp_lit.classes import PREDICTION_SHAPES
 from avvp_lit.data.annotations import AUDIO_LABEL_FILES, load_split
 from avvp_lit.metrics.bootstrap import PairedDifference, paired_bootstrap, resample_indices
 from avvp_lit.metrics.functional import (
@@ -47,114 +47,16 @@ from avvp_lit.metrics.functional import (
     resolve_thresholds,
     scores_from_counts,
 )
+from avvp_lit.metrics.prediction_file import align_to_split, load_predictions
 from avvp_lit.metrics.video_scores import write_video_scores
-from avvp_lit.models.output import PREDICTION_SHAPES
 from avvp_lit.utils.atomic import atomic_write_bytes
-from avvp_lit.utils.errors import InputError, add_debug_flag, first_names, one_line, run_cli
+from avvp_lit.utils.errors import InputError, add_debug_flag, one_line, run_cli
 
 SHOWN = 5
 
 
 class EvalInputError(InputError):
     """Bad command-line input; the message is printed as is."""
-
-
-FIELDS = ("filenames", *PREDICTION_SHAPES)
-
-
-def _read_fields(path: Path) -> dict[str, np.ndarray]:
-    """The five arrays of a predictions file, read without unpickling anything."""
-    if not path.is_file():
-        raise EvalInputError(f"{path}: predictions file not found")
-    if not zipfile.is_zipfile(path):
-        raise EvalInputError(f"{path}: not a readable .npz file (not a zip archive)")
-    fields = {}
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [name for name in FIELDS if name not in archive.files]
-            if missing:
-                raise EvalInputError(
-                    f"{path}: missing field(s) {', '.join(missing)}; a predictions file holds "
-                    f"{', '.join(FIELDS)}"
-                )
-            for name in FIELDS:
-                try:
-                    fields[name] = archive[name]
-                except ValueError as error:
-                    raise EvalInputError(
-                        f"{path}: field '{name}' is stored as Python objects; save it as a "
-                        "plain numpy array (strings: np.asarray(names, dtype=str))"
-                    ) from error
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise EvalInputError(f"{path}: not a readable .npz file ({error})") from error
-    return fields
-
-
-def load_predictions(path: Path) -> dict[str, np.ndarray]:
-    """Read and validate a predictions file: fields, dtypes, shapes, probability range.
-
-    Returns ``filenames`` (N,) str and the four probability arrays, in file order.
-    """
-    fields = _read_fields(path)
-    filenames = fields["filenames"]
-    if filenames.ndim != 1 or filenames.dtype.kind not in "US":
-        raise EvalInputError(
-            f"{path}: field 'filenames' must be a 1-D string array, "
-            f"got dtype {filenames.dtype} shape {filenames.shape}"
-        )
-    fields["filenames"] = filenames.astype(str)
-    count = len(filenames)
-    for name, tail in PREDICTION_SHAPES.items():
-        _check_probabilities(path, name, fields[name], (count, *tail), fields["filenames"])
-    return fields
-
-
-def _check_probabilities(
-    path: Path, name: str, value: np.ndarray, shape: tuple[int, ...], filenames: np.ndarray
-) -> None:
-    if value.shape != shape:
-        raise EvalInputError(
-            f"{path}: field '{name}' has shape {value.shape}, expected {shape} "
-            f"({len(filenames)} videos as in 'filenames')"
-        )
-    if value.dtype.kind != "f":
-        raise EvalInputError(f"{path}: field '{name}' has dtype {value.dtype}, expected float")
-    bad = ~(np.isfinite(value) & (value >= 0.0) & (value <= 1.0))
-    bad_videos = np.flatnonzero(bad.reshape(len(value), -1).any(axis=1))
-    if len(bad_videos):
-        examples = [f"{filenames[i]} ({value[i][bad[i]].flat[0]:g})" for i in bad_videos[:SHOWN]]
-        raise EvalInputError(
-            f"{path}: field '{name}' has values outside [0, 1] (or not finite) in "
-            f"{len(bad_videos)} video(s): {first_names(examples, SHOWN, len(bad_videos))}"
-        )
-
-
-def align_to_split(path: Path, names: np.ndarray, split_names: Sequence[str]) -> np.ndarray:
-    """Row order that puts the predictions in split-file order; missing/extra/duplicated
-    videos are errors."""
-    names = [str(n) for n in names]
-    positions: dict[str, int] = {}
-    duplicated = []
-    for row, name in enumerate(names):
-        if name in positions:
-            duplicated.append(name)
-        positions[name] = row
-    if duplicated:
-        raise EvalInputError(
-            f"{path}: field 'filenames' lists {len(duplicated)} video(s) more than once: "
-            f"{first_names(duplicated)}"
-        )
-    wanted = set(split_names)
-    missing = [name for name in split_names if name not in positions]
-    extra = [name for name in names if name not in wanted]
-    problems = []
-    if missing:
-        problems.append(f"lacks {len(missing)} video(s) of the split: {first_names(missing)}")
-    if extra:
-        problems.append(f"has {len(extra)} video(s) not in the split: {first_names(extra)}")
-    if problems:
-        raise EvalInputError(f"{path}: field 'filenames' " + "; ".join(problems))
-    return np.array([positions[name] for name in split_names], dtype=np.int64)
 
 
 def results_table(results: dict[str, float], title: str) -> Table:

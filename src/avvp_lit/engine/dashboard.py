@@ -28,7 +28,7 @@ from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger
 from torch.utils.data import default_collate
 
-from avvp_lit.classes import CLASSES
+from avvp_lit.classes import CLASSES, PREDICTION_KEYS
 from avvp_lit.inference import (
     binarize_time_major,
     forward_eval,
@@ -36,7 +36,6 @@ from avvp_lit.inference import (
     protocol_thresholds,
 )
 from avvp_lit.metrics.functional import CLASS_F1_KEYS, LEVEL_TITLES
-from avvp_lit.models.output import PREDICTION_KEYS
 from avvp_lit.utils.atomic import atomic_write_bytes
 from avvp_lit.viz.figures import attention_figure, class_f1_figure, save_png, timeline_figure
 

@@ -9,8 +9,8 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from avvp_lit.classes import PREDICTION_KEYS
 from avvp_lit.metrics.avvp import first_rows_by_index
-from avvp_lit.models.output import PREDICTION_KEYS
 
 
 class PredictionCollector(Metric):

@@ -10,7 +10,6 @@ never leaves a half-written result.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,11 +20,12 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from avvp_lit.classes import PREDICTION_KEYS
 from avvp_lit.engine.run import output_dir, task_overrides
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics, format_protocol
 from avvp_lit.metrics.functional import METRIC_TITLES
+from avvp_lit.metrics.prediction_file import write_predictions
 from avvp_lit.metrics.video_scores import VIDEO_SCORES_FILE, write_video_scores
-from avvp_lit.models.output import PREDICTION_KEYS
 from avvp_lit.utils.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -157,14 +157,6 @@ def write_run_results(
     console.print(format_protocol(protocol), highlight=False)
     console.print(f"results in {output_dir}", highlight=False)
     return payload
-
-
-def write_predictions(path: Path, filenames: list[str], predictions: dict[str, np.ndarray]) -> None:
-    """``predictions.npz`` in the `avvp-eval` format (``filenames`` + the four arrays)."""
-    buffer = io.BytesIO()
-    arrays = {key: predictions[key].astype(np.float32) for key in PREDICTION_KEYS}
-    np.savez_compressed(buffer, filenames=np.asarray(filenames), **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def trivial_baselines(predictions: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:

@@ -55,39 +55,48 @@ def run_task(program: str, task: Callable[[DictConfig], Result], cfg: DictConfig
 
 def _locked(task: Callable[[DictConfig], Result], cfg: DictConfig) -> Result:
     """Run ``task`` holding the run directory's lock (global rank 0; other ranks of a
-    multi-process run share their launcher's directory)."""
+    multi-process run share their launcher's directory). The lock is taken before the
+    clean-up guard, so a folder another process holds is never touched."""
     run_dir = OmegaConf.select(cfg, "paths.output_dir") or cfg.get("output_dir")
     if run_dir is None or rank_zero_only.rank != 0:
         return task(cfg)
-    try:
-        with run_directory_lock(run_dir):
+    with run_directory_lock(run_dir):
+        try:
             result = task(cfg)
-    except InputError:
-        discard_failed_run(Path(run_dir))
-        raise
+        except InputError:
+            discard_failed_run(Path(run_dir))
+            raise
     point_latest(Path(run_dir))
     return result
 
 
 HYDRA_ONLY = {".hydra", LOCK_NAME}
-# what loggers and the run write before any result exists: disposable when bad input stops it
-LOGGER_DIRS = {"csv", "wandb", "tensorboard"}
-EMPTY_UNLESS_RESULTS = {"checkpoints", "figures"}
 RESOLVED_CONFIG = "config.yaml"
+EMPTY_UNLESS_RESULTS = {"checkpoints", "figures"}
+# logger folders, and the files in them that mean something was logged (then kept)
+LOGGED: dict[str, str] = {
+    "csv": "metrics.csv",
+    "wandb": "*run-*",
+    "tensorboard": "events.out.tfevents*",
+}
 
 
 def _disposable(entry: Path) -> bool:
-    if entry.name in HYDRA_ONLY or entry.name in LOGGER_DIRS:
+    """Nothing of value: Hydra's files, logs, the resolved config, logger folders in
+    which nothing was logged, empty checkpoint and figure folders."""
+    if entry.name in HYDRA_ONLY:
         return True
     if entry.is_file():
         return entry.suffix == ".log" or entry.name == RESOLVED_CONFIG
+    if entry.name in LOGGED:
+        return not any(entry.rglob(LOGGED[entry.name]))
     return entry.name in EMPTY_UNLESS_RESULTS and not any(p.is_file() for p in entry.rglob("*"))
 
 
 def remove_if_untouched(run_dir: Path) -> None:
     """Delete a run folder that holds nothing but what Hydra, the loggers and the config
-    writer put there before the task produced anything (no checkpoint, figure or
-    result): a run stopped by bad input leaves no folder behind."""
+    writer put there before the task produced anything (no checkpoint, figure, result or
+    logged metric): a run stopped by bad input leaves no folder behind."""
     if not run_dir.is_dir():
         return
     if all(_disposable(entry) for entry in run_dir.iterdir()):
@@ -95,15 +104,19 @@ def remove_if_untouched(run_dir: Path) -> None:
 
 
 def discard_failed_run(run_dir: Path) -> None:
-    """After bad input stopped a task: finish and delete the W&B run this attempt opened
-    under ``run_dir`` (so ``wandb sync`` never uploads it), then drop the run folder when
-    nothing of value is in it (:func:`remove_if_untouched`). A resumed run's earlier
-    checkpoints and W&B runs are kept."""
+    """After bad input stopped a task: finish the W&B run this attempt opened and, when
+    nothing was logged to it (bad input found before training), delete it from
+    ``run_dir`` so ``wandb sync`` never uploads it; then drop the run folder when nothing
+    of value is in it (:func:`remove_if_untouched`). Earlier attempts' checkpoints and
+    W&B runs, and any run that logged metrics, are kept."""
     wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        attempt = Path(wandb.run.dir).parent  # <run_dir>/wandb/offline-run-<time>-<id>
+    run = None if wandb is None else wandb.run
+    if run is not None:
+        attempt = Path(run.dir).parent  # <run_dir>/wandb/offline-run-<time>-<id>
+        logged = run.step > 0 or any(not k.startswith("_") for k in run.summary.keys())
         wandb.finish(exit_code=EXIT_BAD_INPUT)
-        if attempt.is_relative_to(run_dir.resolve()) or attempt.is_relative_to(run_dir):
+        inside = attempt.resolve().is_relative_to(run_dir.resolve())
+        if inside and not logged:
             shutil.rmtree(attempt, ignore_errors=True)
     remove_if_untouched(run_dir)
 

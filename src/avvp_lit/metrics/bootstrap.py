@@ -17,10 +17,14 @@ means are one matrix product: 10,000 resamples of 1,200 videos take well under a
 
 Across seeds (:func:`two_level_bootstrap`, what ``avvp-report`` uses), a difference
 between two variants has two sources of chance: which seeds were run and which videos
-the test split holds. Each resample first draws the seeds (with replacement, from the
-seeds both variants finished), then, for every drawn seed independently, the videos;
-the two variants are paired on the same seed and the same videos. With one seed only
-the video level is left, and the interval says nothing about seed-to-seed spread.
+the test split holds. Seeds and videos are crossed (every seed is scored on the same
+test videos), so each resample draws the seeds (with replacement, from the seeds both
+variants finished) and one set of videos shared by all drawn seeds; the two variants
+are paired on the same seed and the same videos. Drawing the videos anew for each seed
+would average a video's own effect away over the seeds and make the interval too
+narrow. With one seed only the video level is left, and the interval says nothing
+about seed-to-seed spread; with few seeds the seed level is coarse (3 seeds allow 10
+distinct draws).
 """
 
 from __future__ import annotations
@@ -130,9 +134,9 @@ def two_level_bootstrap(
     """The two-level paired bootstrap of B - A from per-video scores (S, N, 10) of S
     paired seeds (fractions, ``METRIC_NAMES`` order, the same videos in the same order).
 
-    Resample r draws S seeds ``k[r, j]`` and, for each slot j, N videos with counts
-    ``c[r, j]``; its difference is ``mean_j c[r, j] . d[k[r, j]] / N`` with ``d[s]`` the
-    (N, 10) per-video differences of seed s. Each slot is one (R, N) @ (N, S*10) product.
+    Resample r draws S seeds ``k[r, j]`` and N videos with counts ``c[r]`` shared by the
+    seeds; its difference is ``mean_j c[r] . d[k[r, j]] / N`` with ``d[s]`` the (N, 10)
+    per-video differences of seed s. All of it is one (R, N) @ (N, S*10) product.
     """
     a = torch.as_tensor(np.asarray(scores_a), dtype=torch.float64)
     b = torch.as_tensor(np.asarray(scores_b), dtype=torch.float64)
@@ -144,13 +148,10 @@ def two_level_bootstrap(
     per_video = difference.permute(1, 0, 2).reshape(videos, seeds * metrics)  # (N, S*10)
     generator = torch.Generator().manual_seed(seed)
     drawn_seeds = torch.randint(seeds, (resamples, seeds), generator=generator)  # (R, S)
-    total = torch.zeros(resamples, metrics, dtype=torch.float64)
-    rows = torch.arange(resamples)
-    for slot in range(seeds):
-        indices = torch.randint(videos, (resamples, videos), generator=generator)
-        means = (resample_counts(indices) @ per_video / videos).view(resamples, seeds, metrics)
-        total += means[rows, drawn_seeds[:, slot]]  # (R, 10)
-    resampled = total / seeds
+    indices = torch.randint(videos, (resamples, videos), generator=generator)  # (R, N)
+    means = (resample_counts(indices) @ per_video / videos).view(resamples, seeds, metrics)
+    rows = torch.arange(resamples)[:, None]
+    resampled = means[rows, drawn_seeds].mean(1)  # (R, S, 10) -> (R, 10)
     tail = (1.0 - CONFIDENCE) / 2
     quantiles = torch.tensor([tail, 1.0 - tail], dtype=torch.float64)
     low, high = torch.quantile(resampled, quantiles, dim=0)
@@ -168,8 +169,9 @@ def two_level_method(resamples: int, seed: int) -> str:
     """The method line printed under ``avvp-report``'s table and in ``ablation.md``."""
     return (
         f"Δ intervals: two-level paired bootstrap, {resamples} resamples (seed {seed}); each "
-        "resample draws the seeds both variants finished (with replacement), then for each "
-        "drawn seed the test videos (with replacement), pairing the variants on seed and "
-        "video; 95% interval: 2.5th-97.5th percentile of the resampled Δ; `*`: the interval "
-        "excludes 0. With one seed the interval covers the videos only."
+        "resample draws the seeds both variants finished and the test videos (each with "
+        "replacement; one video draw shared by the drawn seeds, as every seed is scored on "
+        "the same videos), pairing the variants on seed and video; 95% interval: "
+        "2.5th-97.5th percentile of the resampled Δ; `*`: the interval excludes 0. With one "
+        "seed the interval covers the videos only."
     )

@@ -6,19 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
-from avvp_lit.classes import MODALITIES, NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.classes import MODALITIES
 
 AUDIO, VISUAL = MODALITIES.index("audio"), MODALITIES.index("visual")  # frame_prob's axis 2
 MAP_KEYS = ("aa", "av", "vv", "va")  # attention maps: <query modality><other modality>
 NETWORK_INPUTS = ("audio", "visual", "visual_st")  # the batch keys forward() takes, in order
-# the probabilities a prediction file keeps, per video: what avvp-eval scores
-PREDICTION_SHAPES: dict[str, tuple[int, ...]] = {
-    "global_prob": (NUM_CLASSES,),
-    "a_prob": (NUM_CLASSES,),
-    "v_prob": (NUM_CLASSES,),
-    "frame_prob": (NUM_SEGMENTS, len(MODALITIES), NUM_CLASSES),
-}
-PREDICTION_KEYS = tuple(PREDICTION_SHAPES)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 On a terminal it is a live rich bar. Without one (``> log``, SLURM, nohup), where a live
 bar shows only its last frame, it is plain lines at a steady pace (every ``every_s``
-seconds and at the end): ``parsing 640/1200 (53%), 85.3/s, 0:07 left``. The lines go
+seconds and at the end): ``parsing 640/1200 (53%), 85.3/s, 0:07 elapsed, 0:07 left``. The lines go
 to the ``avvp_lit.utils.progress`` logger when logging is configured to show them (a
 Hydra app: the console and the run's ``<task>.log``), else to stderr.
 """
