@@ -12,7 +12,6 @@ import pytest
 
 from avvp_lit.engine.run import build_module
 from avvp_lit.utils.errors import EXIT_BAD_INPUT
-from avvp_lit.utils.lock import LOCK_NAME
 from tests.helpers.datasets import write_dataset
 from tests.helpers.training import compose_raw, run_app
 
@@ -43,18 +42,15 @@ def test_train_config_errors_before_any_work(
     overrides, message = TRAIN_CASES[case]
     run_dir = tmp_path / "run"
     absent = tmp_path / "never_generated"
-    code, err = run_app(
-        "avvp_lit.cli.train",
-        [*overrides, f"data.root={absent}", f"hydra.run.dir={run_dir}"],
-        monkeypatch,
-        capsys,
-    )
+    # data.generate=true: a late check would generate synthetic data at `absent`
+    args = [*overrides, f"data.root={absent}", "data.generate=true", f"hydra.run.dir={run_dir}"]
+    code, err = run_app("avvp_lit.cli.train", args, monkeypatch, capsys)
     assert code == EXIT_BAD_INPUT
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("avvp-train: error: "), err
     assert message in lines[0]
     assert not absent.exists()  # validated before the synthetic data would be generated
-    assert not (run_dir / LOCK_NAME).exists()
+    assert not run_dir.exists()  # nothing but Hydra's files was there: the folder is gone
 
 
 def test_mistyped_override_exits_2(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -22,7 +22,12 @@ def test_a_second_run_in_a_directory_refuses(tmp_path: Path, monkeypatch, capsys
         (run_dir / "train.log").write_text("the other run's log\n")  # all of it disposable
         code, err = run_app(
             "avvp_lit.cli.train",
-            ["experiment=smoke", f"data.root={tmp_path / 'd'}", f"hydra.run.dir={run_dir}"],
+            [
+                "experiment=smoke",
+                f"data.root={tmp_path / 'd'}",
+                "data.generate=true",
+                f"hydra.run.dir={run_dir}",
+            ],
             monkeypatch,
             capsys,
         )

@@ -28,11 +28,11 @@ from avvp_lit.engine.parsing import extract_events
 from avvp_lit.engine.parsing import parse_videos as parse
 from avvp_lit.metrics import binarize
 from avvp_lit.utils.errors import ConfigError
+from tests.helpers import REPO
 from tests.helpers.datasets import write_dataset
 from tests.helpers.tiny import TinyNet
 from tests.helpers.training import compose_raw
 
-REPO = Path(__file__).resolve().parents[1]
 SIZES = (2, 3, 8)
 
 

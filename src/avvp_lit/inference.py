@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from avvp_lit.classes import NUM_CLASSES, NUM_SEGMENTS, PREDICTION_KEYS
+from avvp_lit.classes import PREDICTION_KEYS, PREDICTION_SHAPES
 from avvp_lit.data.annotations import SPLIT_FILES, feature_id, read_weak_labels
 from avvp_lit.data.features import FEATURE_SETS, FeatureError, FeatureSet
 from avvp_lit.data.stores import FeatureStore, h5_file, open_store
 from avvp_lit.metrics import binarize, resolve_thresholds
 from avvp_lit.models.output import MAP_KEYS, NETWORK_INPUTS
-from avvp_lit.utils.errors import ConfigError
+from avvp_lit.utils.errors import ConfigError, one_line
 from avvp_lit.utils.progress import progress_bar
 
 READ_ERRORS = (FeatureError, OSError, EOFError, ValueError)
@@ -169,7 +169,7 @@ def _batches(source: Source, batch_size: int, skipped: dict[str, str]) -> Iterat
             arrays.append(source.store.read(video))
             names.append(name)
         except READ_ERRORS as error:
-            skipped[name] = str(error).replace("\n", " ")
+            skipped[name] = one_line(error)
         if len(names) == batch_size:
             yield names, _stack(arrays)
             names, arrays = [], []
@@ -202,14 +202,9 @@ def run_network(
                 values.append(getattr(output, key).float().cpu().numpy())
             names += batch_names
             bar.advance(len(batch_names))
-    empty = {
-        "global_prob": (0, NUM_CLASSES),
-        "a_prob": (0, NUM_CLASSES),
-        "v_prob": (0, NUM_CLASSES),
-        "frame_prob": (0, NUM_SEGMENTS, 2, NUM_CLASSES),
-    }
     probabilities = {
-        k: np.concatenate(v) if v else np.zeros(empty[k], np.float32) for k, v in outputs.items()
+        k: np.concatenate(v) if v else np.zeros((0, *PREDICTION_SHAPES[k]), np.float32)
+        for k, v in outputs.items()
     }
     return Parsed(names, probabilities, skipped)
 

@@ -32,7 +32,12 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 
-from avvp_lit.metrics.bootstrap import SeedVideoInterval, two_level_bootstrap, two_level_method
+from avvp_lit.metrics.bootstrap import (
+    SeedVideoInterval,
+    excludes_zero,
+    two_level_bootstrap,
+    two_level_method,
+)
 from avvp_lit.metrics.functional import METRIC_NAMES, METRIC_TITLES, format_protocol
 from avvp_lit.metrics.video_scores import VIDEO_SCORES_FILE, VideoScoresError, read_video_scores
 
@@ -40,6 +45,8 @@ DEFAULT_IGNORE: tuple[str, ...] = ("seed",)
 REFERENCE_LABEL = "full"
 VARIANT_KEY = "variant"
 RESAMPLES = 10_000
+# per metric in ablation.csv: mean, std over seeds, Δ of the means, paired Δ and its interval
+CSV_COLUMNS: tuple[str, ...] = ("mean", "std", "diff", "delta", "low", "high")
 BOOTSTRAP_SEED = 0
 
 
@@ -51,10 +58,16 @@ def _parser() -> OverridesParser:
     return OverridesParser.create()
 
 
+@cache
+def _parsed(override: str) -> Any:
+    """Hydra's reading of one override (each is asked for its key and value often)."""
+    return _parser().parse_override(override)
+
+
 def override_key(override: str) -> str:
     """The config key an override sets, by Hydra's own parser: ``+a.b=1`` -> ``a.b``,
     ``model/secm=none`` -> ``model/secm``; a deletion keeps its ``~`` (``~loss.terms.x``)."""
-    parsed = _parser().parse_override(override)
+    parsed = _parsed(override)
     key = (
         parsed.key_or_group if parsed.package is None else f"{parsed.key_or_group}@{parsed.package}"
     )
@@ -63,7 +76,7 @@ def override_key(override: str) -> str:
 
 def override_value(override: str) -> str:
     """The value as written on the command line (``''`` for a deletion)."""
-    parsed = _parser().parse_override(override)
+    parsed = _parsed(override)
     return "" if parsed.type is OverrideType.DEL else parsed.get_value_element_as_str()
 
 
@@ -276,9 +289,17 @@ def _aggregate(variants: Sequence[Variant]) -> None:
 
 
 def _video_scores(job: SweepJob) -> tuple[list[str], np.ndarray]:
+    """A job's per-video scores; each file is parsed once while it is unchanged (the
+    reference's jobs serve every row of the report)."""
     path = job.folder / VIDEO_SCORES_FILE
     if not path.is_file():
         raise VideoScoresError(f"job {job.name} has no {VIDEO_SCORES_FILE}")
+    stat = path.stat()
+    return _read_once(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _read_once(path: Path, mtime_ns: int, size: int) -> tuple[list[str], np.ndarray]:
     return read_video_scores(path)
 
 
@@ -429,10 +450,11 @@ def diff_text(report: AblationReport, variant: Variant, metric: str) -> str:
 
 def interval_text(variant: Variant, metric: str) -> str:
     """``[-2.10, -0.30]``; ``–`` without an interval."""
-    low, high = variant.bounds(metric)
-    if math.isnan(low):
-        return "–"
-    return f"[{low:+.2f}, {high:+.2f}]"
+    return _interval_cell(*variant.bounds(metric))
+
+
+def _interval_cell(low: float, high: float) -> str:
+    return "–" if math.isnan(low) else f"[{low:+.2f}, {high:+.2f}]"
 
 
 def csv_text(report: AblationReport) -> str:
@@ -443,7 +465,7 @@ def csv_text(report: AblationReport) -> str:
     header = ["variant", "overrides", "n_seeds", "seeds", "n_failed", "failed_runs"]
     header += ["paired_seeds", "interval_problem"]
     for name in METRIC_NAMES:
-        header += [f"{name}_{s}" for s in ("mean", "std", "diff", "delta", "low", "high")]
+        header += [f"{name}_{s}" for s in CSV_COLUMNS]
     writer.writerow(header)
     for v in report.variants:
         paired = "" if v.interval is None else v.interval.seeds
@@ -537,8 +559,7 @@ def read_ablation_csv(path: str | Path) -> pd.DataFrame:
 
 
 def _numeric() -> list[str]:
-    kinds = ("mean", "std", "diff", "delta", "low", "high")
-    return [f"{m}_{s}" for m in METRIC_NAMES for s in kinds]
+    return [f"{m}_{s}" for m in METRIC_NAMES for s in CSV_COLUMNS]
 
 
 def display_frame(path: str | Path, *, with_diff: bool = True) -> pd.DataFrame:
@@ -562,5 +583,5 @@ def display_frame(path: str | Path, *, with_diff: bool = True) -> pd.DataFrame:
 def _delta_cell(delta: float, low: float, high: float) -> str:
     if math.isnan(delta):
         return "–"
-    mark = "*" if low > 0 or high < 0 else ""
-    return f"{delta:+.2f}{mark} [{low:+.2f}, {high:+.2f}]"
+    mark = "*" if excludes_zero(low, high) else ""
+    return f"{delta:+.2f}{mark} {_interval_cell(low, high)}"

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from avvp_lit.classes import CLASSES, NUM_SEGMENTS
+from avvp_lit.classes import NUM_SEGMENTS
 from avvp_lit.metrics.functional import CLASS_F1_KEYS, METRIC_NAMES, METRIC_TITLES, format_protocol
 from avvp_lit.viz.figures import pretty
 
@@ -188,22 +188,12 @@ def run_class_f1(run: RunView) -> dict[str, np.ndarray]:
             key: np.array([float(r[key]) if r[key] else np.nan for r in rows])
             for key in CLASS_F1_KEYS
         }
-    import torch
-
     from avvp_lit.metrics import AVVPMetrics
 
     split = _test_split(run)
-    predictions = _predictions(run)
     settings = {k: run.protocol[k] for k in ("gating", "video_threshold", "segment_threshold")}
     settings["class_thresholds"] = run.protocol.get("class_thresholds")
-    metric = AVVPMetrics(**settings)
-    metric.update(
-        *(torch.from_numpy(predictions[k]) for k in ("global_prob", "a_prob", "v_prob")),
-        torch.from_numpy(predictions["frame_prob"]),
-        torch.from_numpy(split.gt_audio),
-        torch.from_numpy(split.gt_visual),
-        torch.arange(len(split)),
-    )
+    metric = AVVPMetrics.from_arrays(_predictions(run), split.gt_audio, split.gt_visual, **settings)
     return {key: np.asarray(metric.compute_diagnostics().class_f1[key]) for key in CLASS_F1_KEYS}
 
 
@@ -236,6 +226,7 @@ def run_timelines(run: RunView, videos: Sequence[int | str]) -> list[Figure]:
     filenames = [str(f) for f in predictions["filenames"]]
     pred_audio, pred_visual = binarize_time_major(predictions, run.protocol)
     frame = predictions["frame_prob"]  # (N, 10, 2, 25)
+    segment_threshold = protocol_thresholds(run.protocol)[1]
     figures = []
     for row in _video_rows(filenames, videos):
         figures.append(
@@ -247,7 +238,7 @@ def run_timelines(run: RunView, videos: Sequence[int | str]) -> list[Figure]:
                 pred_visual[row],
                 frame[row, :, 0],
                 frame[row, :, 1],
-                segment_threshold=protocol_thresholds(run.protocol)[1],
+                segment_threshold=segment_threshold,
                 title=f"{filenames[row]} (test video {row})",
             )
         )
@@ -280,7 +271,6 @@ def run_attention(run: RunView, videos: Sequence[int | str]) -> Figure | None:
 
 
 __all__ = [
-    "CLASSES",
     "RunView",
     "class_frame",
     "dataset_statistics",

@@ -17,7 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
 
 from avvp_lit.utils.atomic import atomic_path
-from avvp_lit.utils.progress import clock, log
+from avvp_lit.utils.progress import EVERY_S, clock, log
 
 
 class EpochSeeding(L.Callback):
@@ -160,7 +160,7 @@ class LineProgress(ProgressBar):
     ``avvp_lit.utils.progress`` logger, so Hydra's job log (``<run dir>/train.log``) holds
     them too."""
 
-    def __init__(self, *, every_s: float = 30.0) -> None:
+    def __init__(self, *, every_s: float = EVERY_S) -> None:
         super().__init__()
         self.every_s = every_s
         self._enabled = True

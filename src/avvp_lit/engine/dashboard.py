@@ -323,7 +323,6 @@ def _table_number(value: float) -> float | None:
 
 __all__ = [
     "Dashboard",
-    "mean_attention",
     "wandb_group_and_tags",
     "wandb_logger",
 ]

@@ -37,38 +37,6 @@ def config_hash(resolved_yaml: str) -> str:
     return hashlib.sha256(resolved_yaml.encode()).hexdigest()
 
 
-def scored_metric(
-    predictions: Mapping[str, np.ndarray],
-    gt_audio: np.ndarray,
-    gt_visual: np.ndarray,
-    metric_settings: Mapping[str, Any],
-) -> AVVPMetrics:
-    """An ``AVVPMetrics`` that has seen arrays in split order (for the per-video scores
-    and the baselines)."""
-    import torch
-
-    # local arrays, scored locally: under DDP only rank 0 gets here, so never synchronise
-    metric = AVVPMetrics(**metric_settings, sync_on_compute=False)
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(predictions[k])) for k in PREDICTION_KEYS}
-    metric.update(
-        **tensors,
-        gt_audio=torch.from_numpy(gt_audio),
-        gt_visual=torch.from_numpy(gt_visual),
-        index=torch.arange(len(gt_audio)),
-    )
-    return metric
-
-
-def score_predictions(
-    predictions: Mapping[str, np.ndarray],
-    gt_audio: np.ndarray,
-    gt_visual: np.ndarray,
-    metric_settings: Mapping[str, Any],
-) -> dict[str, float]:
-    """The ten numbers for arrays in split order."""
-    return scored_metric(predictions, gt_audio, gt_visual, metric_settings).compute()
-
-
 def results_table(rows: Mapping[str, Mapping[str, float]], title: str) -> Table:
     """The ten numbers as rows, one column per predictor: fits 80 columns whole."""
     table = Table(title=title)
@@ -98,6 +66,7 @@ def write_run_results(
     *,
     model_label: str,
     metrics: Mapping[str, float],
+    video_scores: np.ndarray,
     predictions: Mapping[str, np.ndarray],
     filenames: Sequence[str],
     gt_audio: np.ndarray,
@@ -111,7 +80,8 @@ def write_run_results(
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Write metrics.json, predictions.npz, video_scores.tsv and summary.md; print the
-    result table."""
+    result table. ``video_scores`` (N, 10) percent in split order: the test pass's own
+    per-video scores (``AVVPDiagnostics.video_scores``), not scored again."""
     output_dir = Path(output_dir)
     if len(predictions["index"]) != len(filenames) or not np.array_equal(
         predictions["index"], np.arange(len(filenames))
@@ -121,7 +91,7 @@ def write_run_results(
             "a partial test pass (limit_test_batches?) writes no predictions.npz"
         )
     baselines = {
-        label: score_predictions(arrays, gt_audio, gt_visual, metric_settings)
+        label: AVVPMetrics.from_arrays(arrays, gt_audio, gt_visual, **metric_settings).compute()
         for label, arrays in trivial_baselines(predictions).items()
     }
     rows = {model_label: dict(metrics), **baselines}
@@ -134,12 +104,7 @@ def write_run_results(
         **(dict(extra) if extra else {}),
     }
     write_predictions(output_dir / "predictions.npz", list(filenames), predictions)
-    scored = scored_metric(predictions, gt_audio, gt_visual, metric_settings)
-    write_video_scores(
-        output_dir / VIDEO_SCORES_FILE,
-        scored.compute_diagnostics().video_scores,
-        list(filenames),
-    )
+    write_video_scores(output_dir / VIDEO_SCORES_FILE, video_scores, list(filenames))
     atomic_write_bytes(output_dir / "metrics.json", json.dumps(payload, indent=2).encode())
     summary = "\n\n".join(
         [
@@ -192,6 +157,7 @@ def write_tested_split(
         output_dir(cfg),
         model_label=model_label,
         metrics=module.test_outputs["metrics"],
+        video_scores=module.test_outputs["diagnostics"].video_scores,
         predictions=module.test_outputs["predictions"],
         filenames=tested.filenames,
         gt_audio=tested.annotations.gt_audio,

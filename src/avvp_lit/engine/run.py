@@ -28,7 +28,7 @@ from avvp_lit.inference import forward_eval
 from avvp_lit.losses import MissingLossInput
 from avvp_lit.metrics import GATINGS
 from avvp_lit.models.fused import use_fused
-from avvp_lit.utils.atomic import atomic_write_bytes
+from avvp_lit.utils.atomic import atomic_write_bytes, temporary_sibling
 from avvp_lit.utils.console import quiet_third_party
 from avvp_lit.utils.errors import (
     EXIT_BAD_INPUT,
@@ -127,7 +127,7 @@ def point_latest(run_dir: Path) -> Path | None:
     if run_dir.parent.name != "runs":
         return None
     link = run_dir.parent.parent / "latest"
-    tmp = link.with_name(f".latest.tmp-{os.getpid()}")
+    tmp = temporary_sibling(link)
     tmp.unlink(missing_ok=True)
     try:
         tmp.symlink_to(Path("runs") / run_dir.name, target_is_directory=True)
@@ -192,7 +192,7 @@ def validate_values(cfg: DictConfig) -> None:
         try:
             value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=True)
         except Exception as error:  # an interpolation that does not resolve
-            raise ConfigError(f"{key}: {' '.join(str(error).split())[:200]}") from None
+            raise ConfigError(f"{key}: {one_line(error, 200)}") from None
         if value is not _ABSENT and not test(value):
             raise ConfigError(f"{key}={value!r} is not allowed; it must be {expected}")
     if cfg.get("metrics") is not None:

@@ -19,7 +19,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
-from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS
+from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS, PREDICTION_KEYS
 from avvp_lit.metrics.functional import (
     METRIC_NAMES,
     avvp_counts,
@@ -117,6 +117,26 @@ class AVVPMetrics(Metric):
         self._thresholds: dict[torch.device, tuple[Tensor, Tensor]] = {}
         self.add_state("counts", default=[], dist_reduce_fx="cat")
         self.add_state("index", default=[], dist_reduce_fx="cat")
+
+    @classmethod
+    def from_arrays(
+        cls,
+        predictions: Mapping[str, np.ndarray],
+        gt_audio: np.ndarray,
+        gt_visual: np.ndarray,
+        **settings: Any,
+    ) -> AVVPMetrics:
+        """A metric that has seen whole-split arrays in split order (predictions keyed by
+        ``PREDICTION_KEYS``, time-major (N, 10, 25) labels). It never synchronises: the
+        arrays are local (under DDP only rank 0 writes results)."""
+        metric = cls(**settings, sync_on_compute=False)
+        metric.update(
+            **{k: torch.from_numpy(np.ascontiguousarray(predictions[k])) for k in PREDICTION_KEYS},
+            gt_audio=torch.from_numpy(gt_audio),
+            gt_visual=torch.from_numpy(gt_visual),
+            index=torch.arange(len(gt_audio)),
+        )
+        return metric
 
     def _thresholds_on(self, device: torch.device) -> tuple[Tensor, Tensor]:
         """(video (K,), segment (2, K)) thresholds on ``device``."""

@@ -52,6 +52,19 @@ def resample_counts(indices: torch.Tensor) -> torch.Tensor:
     return counts.scatter_add_(1, indices, torch.ones_like(counts))
 
 
+def percentile_interval(resampled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``CONFIDENCE`` percentile interval of resampled values (R, M): low, high (M,)."""
+    tail = (1.0 - CONFIDENCE) / 2
+    quantiles = torch.tensor([tail, 1.0 - tail], dtype=torch.float64)
+    low, high = torch.quantile(resampled, quantiles, dim=0)
+    return low, high
+
+
+def excludes_zero(low: ArrayLike, high: ArrayLike) -> np.ndarray:
+    """Where an interval [low, high] does not contain 0 (the difference is resolved)."""
+    return (np.asarray(low) > 0) | (np.asarray(high) < 0)
+
+
 @dataclass(frozen=True)
 class PairedDifference:
     """B - A for each of the ten numbers (percent points), with its bootstrap spread."""
@@ -94,9 +107,7 @@ def paired_bootstrap(
     difference = 100.0 * (b - a)  # (N, 10)
     observed = difference.mean(0)  # (10,)
     resampled = resample_counts(indices) @ difference / videos  # (R, 10)
-    tail = (1.0 - CONFIDENCE) / 2
-    quantiles = torch.tensor([tail, 1.0 - tail], dtype=torch.float64)
-    low, high = torch.quantile(resampled, quantiles, dim=0)
+    low, high = percentile_interval(resampled)
     extreme = ((resampled - observed).abs() >= observed.abs() - 1e-12).sum(0).double()
     p_value = (1.0 + extreme) / (1.0 + len(indices))
     return PairedDifference(
@@ -125,7 +136,7 @@ class SeedVideoInterval:
     @property
     def resolved(self) -> np.ndarray:
         """(10,) bool: the interval excludes 0."""
-        return (self.low > 0) | (self.high < 0)
+        return excludes_zero(self.low, self.high)
 
 
 def two_level_bootstrap(
@@ -152,9 +163,7 @@ def two_level_bootstrap(
     means = (resample_counts(indices) @ per_video / videos).view(resamples, seeds, metrics)
     rows = torch.arange(resamples)[:, None]
     resampled = means[rows, drawn_seeds].mean(1)  # (R, S, 10) -> (R, 10)
-    tail = (1.0 - CONFIDENCE) / 2
-    quantiles = torch.tensor([tail, 1.0 - tail], dtype=torch.float64)
-    low, high = torch.quantile(resampled, quantiles, dim=0)
+    low, high = percentile_interval(resampled)
     return SeedVideoInterval(
         delta=difference.mean((0, 1)).numpy(),
         low=low.numpy(),

@@ -487,15 +487,6 @@ def to_official(network: nn.Module, arch: str = "mmcse") -> OrderedDict[str, tor
 # -------------------------------------------------------------------------- file format
 
 
-@dataclass
-class LoadedNetwork:
-    """A network file read back: the built network, its architecture and model config."""
-
-    network: nn.Module
-    arch: str
-    model_config: dict[str, Any]
-
-
 def save_network_file(
     path: str | Path, network: nn.Module, model_config: Mapping[str, Any], arch: str
 ) -> None:
