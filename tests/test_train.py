@@ -116,6 +116,19 @@ def test_predictions_file_scores_the_same_under_avvp_eval(
         assert independent[name] == pytest.approx(payload[name], abs=1e-9), name
 
 
+def test_video_scores_equal_avvp_evals_per_video_scores(smoke_run: Path, tmp_path, data_dir):
+    """The run's video_scores.tsv (what avvp-report pairs) is what avvp-eval scores for
+    each video of the run's own predictions file."""
+    from avvp_lit.metrics.video_scores import read_video_scores
+
+    per_video = tmp_path / "per_video.tsv"
+    argv = [str(smoke_run / "predictions.npz"), "--annotations", str(tiny_root(data_dir, "valor"))]
+    assert eval_main([*argv, "--per-video", str(per_video)]) == 0
+    names, written = read_video_scores(smoke_run / "video_scores.tsv")
+    expected_names, expected = read_video_scores(per_video)
+    assert names == expected_names and np.allclose(written, expected, atol=1e-5)
+
+
 def test_same_seed_gives_identical_metrics(smoke_run: Path, tmp_path, data_dir) -> None:
     overrides = _overrides(data_dir, ["data=synthetic_tiny"], MODEL_LOSS["mmcse-mmcse"])
     again = train(compose_config("train", [*overrides, "trainer.max_epochs=1"], tmp_path, data_dir))
