@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DATA ?= data/synthetic_valor_default
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint data train ablation clean
+.PHONY: install test test-fast lint data train ablation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Tests run in parallel, one worker per core (pytest-xdist). test-fast leaves out the
+# tests marked slow (trainings, subprocess runs, notebooks, compile, locksteps): the
+# edit-test loop; CI runs them all.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q tests
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
+
+test-fast: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
@@ -30,7 +37,7 @@ data: $(STAMP)
 	else $(BIN)/avvp-synth $(DATA) --features valor --size default --seed 0; fi
 
 train: data
-	$(BIN)/avvp-train data.root=$(DATA) $(ARGS)
+	$(BIN)/avvp-train experiment=synthetic data.root=$(DATA) $(ARGS)
 
 PROFILE ?= quick
 SWEEP ?= components
@@ -40,8 +47,8 @@ SWEEP_DIR ?= outputs/ablation/$(SWEEP)_$(PROFILE)_$(NOW)
 # The ablation sweep as one Hydra multirun, one job per core (joblib, 1 torch thread
 # each, fork DataLoader context), then avvp-report (also when some jobs failed).
 ablation: data
-	$(BIN)/avvp-train -m ablation=$(SWEEP) ablation/profile=$(PROFILE) launcher=joblib \
-		logger=csv data.root=$(DATA) hydra.sweep.dir=$(SWEEP_DIR) $(ARGS); \
+	$(BIN)/avvp-train -m experiment=synthetic ablation=$(SWEEP) ablation/profile=$(PROFILE) \
+		launcher=joblib logger=csv data.root=$(DATA) hydra.sweep.dir=$(SWEEP_DIR) $(ARGS); \
 	status=$$?; $(BIN)/avvp-report $(SWEEP_DIR) && \
 		ln -sfn $(notdir $(SWEEP_DIR)) $(dir $(SWEEP_DIR))latest && exit $$status
 

@@ -8,6 +8,21 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one core per parallel worker (make test runs one per core): torch in the worker and
+    # in the runs it starts uses one thread, so workers do not contend for the cores
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
+        # each worker (and the runs it starts) on a core of its own: no migrations
+        cores = sorted(os.sched_getaffinity(0))
+        worker = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw") or 0)
+        os.sched_setaffinity(0, {cores[worker % len(cores)]})
+# glibc keeps freed memory for reuse instead of returning it and page-faulting it in
+# again (the float64 locksteps allocate large temporaries every step); for the workers
+# and every process they start, which read these variables when they begin
+for name, value in (("MALLOC_MMAP_THRESHOLD_", 2**30), ("MALLOC_TRIM_THRESHOLD_", 2**31)):
+    os.environ.setdefault(name, str(value))
 
 from tests.helpers import SHARED  # noqa: E402
 
@@ -47,3 +62,17 @@ def one_torch_thread():
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic tiny datasets, generated once for the whole session."""
     return tmp_path_factory.mktemp("data")
+
+
+# the longest tests first, so that parallel workers finish together (make test runs one
+# worker per core): the two float64 locksteps, then every other test marked slow
+LONGEST_FIRST = ("test_train_lockstep.py", "test_resume.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    def rank(item) -> int:
+        if item.path.name in LONGEST_FIRST:
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)

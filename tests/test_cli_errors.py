@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from avvp_lit.engine.run import build_module
+from avvp_lit.engine.builders import build_module
 from avvp_lit.utils.errors import EXIT_BAD_INPUT
 from tests.helpers.datasets import write_dataset
 from tests.helpers.training import compose_raw, run_app
@@ -111,7 +111,9 @@ def test_debug_shows_the_traceback(tmp_path: Path, monkeypatch, capsys) -> None:
 
     GlobalHydra.instance().clear()
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
-    monkeypatch.setattr(sys, "argv", ["avvp-train", "seed=abc", f"hydra.run.dir={tmp_path}"])
+    monkeypatch.setattr(
+        sys, "argv", ["avvp-train", "experiment=smoke", "seed=abc", f"hydra.run.dir={tmp_path}"]
+    )
     from avvp_lit.cli import train
 
     with pytest.raises(ValueError, match="seed='abc'"):
@@ -148,6 +150,7 @@ def test_argparse_commands_exit_2_with_one_line(dataset: Path, tmp_path: Path, c
         assert len(err) == 1 and ": error: " in err[0] and message in err[0], (argv, err)
 
 
+@pytest.mark.slow
 def test_late_data_error_leaves_no_wandb_run(dataset: Path, tmp_path: Path, monkeypatch, capsys):
     """The W&B offline run opens when the config is logged, before the data is read; a
     data error after that leaves no offline run that `wandb sync` would upload, also in
@@ -189,3 +192,17 @@ def test_blocks_that_do_not_feed_a_loss_term_are_a_config_error(
     assert "~loss.terms.cooccurrence" in lines[0] and not run_dir.exists()
     without_term = compose_raw([*args, "~loss.terms.cooccurrence"], "train")
     assert "cooccurrence" not in build_module(without_term).loss.terms
+
+
+def test_train_without_an_experiment_names_the_recipes(tmp_path: Path, monkeypatch, capsys) -> None:
+    """No default recipe: real data never trains the CPU demo schedule silently."""
+    from tests.helpers import training
+
+    monkeypatch.setattr(training, "with_experiment", list)
+    args = ["data=llp_valor", f"data.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}"]
+    code, err = run_app("avvp_lit.cli.train", args, monkeypatch, capsys)
+    assert code == EXIT_BAD_INPUT
+    assert "You must specify 'experiment'" in err
+    for recipe in ("mmcse_llp", "han_llp", "synthetic", "smoke"):
+        assert recipe in err
+    assert not (tmp_path / "run").exists()

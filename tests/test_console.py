@@ -9,7 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.training import tiny_root
+
+pytestmark = pytest.mark.slow
+
 
 NOISE = ("litlogger", "litmodels", "💡", "LeafSpec", "anonymous setting", "Total FLOPs")
 

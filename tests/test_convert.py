@@ -5,8 +5,10 @@ from __future__ import annotations
 import hydra
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from avvp_lit.cli.convert import main
+from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.models.convert import (
     ConversionError,
     load_official,
@@ -36,10 +38,7 @@ def build(*overrides: str):
 
 def inputs(feature_set: str, b: int = 2) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(0)
-    if feature_set == "valor":
-        shapes = [(b, 64, 768), (b, 10, 768), (b, 10, 512)]
-    else:
-        shapes = [(b, 10, 128), (b, 80, 2048), (b, 10, 512)]
+    shapes = [(b, *shape) for shape in FEATURE_SETS[feature_set].input_shapes.values()]
     return tuple(torch.randn(s, generator=g) for s in shapes)
 
 
@@ -153,3 +152,19 @@ def test_avvp_convert_cli_on_golden_checkpoint(golden_dir, tmp_path):
     with torch.no_grad():
         out = read_network(dst).network.eval()(**io["inputs"])
     assert (out.global_prob - io["outputs"]["global_prob"]).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("golden", "arch", "composed"),
+    [
+        ("mmcse_clip", "mmcse", ["+model=mmcse"]),
+        ("mmcse_han", "mmcse", ["+model=mmcse", "model/projection=han"]),
+        ("han", "han", ["+model=han"]),
+    ],
+)
+def test_the_original_networks_are_the_packaged_model_configs(golden_dir, golden, arch, composed):
+    """The converter writes the original architecture out (the models never compose the
+    app config); at the released sizes it is exactly what the packaged config composes."""
+    state = torch.load(golden_dir / f"{golden}.state_dict.pt", weights_only=True)
+    packaged = OmegaConf.to_container(compose_raw(composed).model, resolve=True)
+    assert official_model_config(state, arch) == packaged

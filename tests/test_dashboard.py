@@ -23,21 +23,22 @@ from omegaconf import DictConfig, open_dict
 
 from avvp_lit.classes import CLASSES
 from avvp_lit.data.datamodule import LLPDataModule
-from avvp_lit.engine.dashboard import Dashboard, wandb_group_and_tags, wandb_logger
+from avvp_lit.engine.builders import instantiate_group
+from avvp_lit.engine.dashboard import Dashboard
+from avvp_lit.engine.loggers import wandb_group_and_tags, wandb_logger
 from avvp_lit.engine.module import AVVPModule
-from avvp_lit.engine.run import instantiate_group
 from avvp_lit.metrics import METRIC_NAMES
 from avvp_lit.metrics.functional import CLASS_F1_KEYS
 from tests.helpers.datasets import write_dataset
 from tests.helpers.tiny import TinyNet
-from tests.helpers.training import compose_config, compose_raw
+from tests.helpers.training import DEFAULT_EXPERIMENT, compose_raw, run_config
 
 NO_MODEL = ["~model", "~loss"]
 
 
 def stand_in_config(root: Path, out: Path, overrides: list[str]) -> DictConfig:
     """train.yaml with the stand-in network and loss on a tiny HAN-feature dataset."""
-    cfg = compose_config("train", NO_MODEL + overrides, out, out.parent / "data")
+    cfg = run_config("train", NO_MODEL + overrides, out, out.parent / "data")
     with open_dict(cfg):
         cfg.model = {"_target_": "tests.helpers.tiny.TinyNet", "feature_set": "han"}
         cfg.loss = {"_target_": "tests.helpers.tiny.TinyLoss"}
@@ -69,6 +70,7 @@ def offline_wandb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     wandb.finish()
 
 
+@pytest.mark.slow
 def test_offline_wandb_run_holds_metrics_config_table_and_images(
     tmp_path: Path, offline_wandb: None, restore_hydra_config: None
 ) -> None:
@@ -131,6 +133,7 @@ def test_offline_wandb_run_holds_metrics_config_table_and_images(
     assert summary["test/seg_type"] == pytest.approx(payload["seg_type"])
 
 
+@pytest.mark.slow
 def test_dashboard_without_attention_maps_and_off_rank_zero(tmp_path: Path) -> None:
     """A HAN-like output (no ``attn_maps``) gives timelines only; rank != 0 draws nothing."""
     root = tmp_path / "llp"
@@ -176,7 +179,7 @@ def test_dashboard_without_attention_maps_and_off_rank_zero(tmp_path: Path) -> N
 def test_logger_choices(
     choice: str, types: tuple[type, ...], tmp_path: Path, restore_hydra_config: None
 ) -> None:
-    cfg = compose_config("train", [*NO_MODEL, f"logger={choice}"], tmp_path, tmp_path / "data")
+    cfg = run_config("train", [*NO_MODEL, f"logger={choice}"], tmp_path, tmp_path / "data")
     loggers = instantiate_group(cfg.get("logger"))
     assert tuple(type(lg) for lg in loggers) == types
     for logger in loggers:
@@ -191,12 +194,12 @@ def test_train_defaults_to_wandb_offline_and_the_dashboard(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_hydra_config: None
 ) -> None:
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    cfg = compose_config("train", NO_MODEL, tmp_path, tmp_path / "data")
+    cfg = run_config("train", NO_MODEL, tmp_path, tmp_path / "data")
     assert set(cfg.logger) == {"csv", "wandb"}
     assert cfg.logger.wandb.mode == "offline"
     assert cfg.callbacks.dashboard.figures_dir == str(tmp_path / "figures")
     monkeypatch.setenv("WANDB_MODE", "online")
-    assert compose_config("train", NO_MODEL, tmp_path, tmp_path).logger.wandb.mode == "online"
+    assert run_config("train", NO_MODEL, tmp_path, tmp_path).logger.wandb.mode == "online"
 
 
 def _hydra_job(overrides: list[str], hydra_overrides: list[str]) -> None:
@@ -214,14 +217,14 @@ def test_multirun_jobs_share_a_group_tagged_with_overrides(
         _hydra_job([f"seed={seed}", "optimizer.lr=0.001"], hydra_overrides)
         group, tags = wandb_group_and_tags()
         groups.append(group)
-        assert tags == [*NO_MODEL, f"seed={seed}", "optimizer.lr=0.001"]
+        assert tags == [DEFAULT_EXPERIMENT, *NO_MODEL, f"seed={seed}", "optimizer.lr=0.001"]
         logger = wandb_logger(save_dir=tmp_path / str(seed), mode="disabled")
         assert logger._wandb_init["group"] == str(sweep)
         assert logger._wandb_init["tags"] == tags
     assert groups == [str(sweep)] * 2
 
     _hydra_job(["seed=3"], [])
-    assert wandb_group_and_tags() == (None, [*NO_MODEL, "seed=3"])
+    assert wandb_group_and_tags() == (None, [DEFAULT_EXPERIMENT, *NO_MODEL, "seed=3"])
     HydraConfig.instance().cfg = None
     assert wandb_group_and_tags() == (None, [])
 

@@ -14,10 +14,7 @@ from avvp_lit.data.features import FEATURE_SETS, FeatureError
 from avvp_lit.data.pack import pack
 from tests.helpers.datasets import write_dataset
 
-SHAPES = {
-    "han": {"audio": (10, 128), "visual": (80, 2048), "visual_st": (10, 512)},
-    "valor": {"audio": (64, 768), "visual": (10, 768), "visual_st": (10, 512)},
-}
+SHAPES = {name: spec.input_shapes for name, spec in FEATURE_SETS.items()}
 
 
 @pytest.mark.parametrize("feature_set", ["han", "valor"])

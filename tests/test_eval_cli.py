@@ -115,7 +115,7 @@ def test_scores_json_and_table(annotations, tmp_path, capsys, gating, audio_labe
     assert protocol["gating"] == gating and protocol["videos"] == 4
     assert protocol["video_threshold"] == 0.5 and protocol["segment_threshold"] == 0.5
     stdout = capsys.readouterr().out
-    assert "Type@AV" in stdout and f"{payload['seg_a']:.2f}" in stdout
+    assert "Seg Type" in stdout and f"{payload['seg_a']:.2f}" in stdout
     assert f"gating {gating}" in stdout and md5 in stdout
     per_video = (tmp_path / "v.tsv").read_text().splitlines()
     assert per_video[1].split("\t")[0] == VIDEOS[0] and len(per_video) == 5

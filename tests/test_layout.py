@@ -21,7 +21,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "losses": {"inference", "engine", "viz", "analysis", "cli", "bench"},
     "metrics": {"models", "losses", "inference", "engine", "viz", "analysis", "cli", "bench"},
     "inference": {"engine", "viz", "analysis", "cli", "bench"},
-    "viz": {"engine", "cli", "bench"},
+    "viz": {"engine", "analysis", "cli", "bench"},
     "engine": {"analysis", "cli", "bench"},
     "analysis": {"engine", "cli", "bench"},
     "bench": {"cli"},
@@ -95,6 +95,43 @@ def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from avvp_lit.engine.run import build_trainer\n")
     assert "avvp_lit.engine.run" in imported_modules(sample)
+
+
+# composing the packaged Hydra config has one home; the models never compose the app config
+CONFIG_COMPOSER = "avvp_lit.engine.config"
+HYDRA_COMPOSE = ("hydra.compose", "hydra.initialize_config_module", "hydra.initialize",
+                 "hydra.initialize_config_dir", "hydra.main")  # fmt: skip
+
+
+def test_viz_and_analysis_import_each_other_one_way_only() -> None:
+    """analysis may draw with viz; viz draws from plain data and never reads analysis."""
+    wrong = [
+        f"{name} imports {target}"
+        for name, path in source_files().items()
+        if role(name) == "viz"
+        for target in imported_modules(path)
+        if role(target) == "analysis"
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_only_one_module_composes_the_packaged_config() -> None:
+    wrong = []
+    for name, path in source_files().items():
+        composes = [t for t in imported_modules(path) if t in HYDRA_COMPOSE]
+        if composes and name != CONFIG_COMPOSER and role(name) != "cli":
+            wrong.append(f"{name} imports {', '.join(composes)}")
+        if role(name) == "models":
+            text = path.read_text()
+            if "avvp_lit.conf" in text or CONFIG_COMPOSER in imported_modules(path):
+                wrong.append(f"{name} reaches the app config")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_config_check_sees_a_model_that_composes(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("from hydra import compose, initialize_config_module\n")
+    assert {"hydra.compose", "hydra.initialize_config_module"} <= imported_modules(sample)
 
 
 STORED = Path(__file__).parent / "helpers" / "stored"

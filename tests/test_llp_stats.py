@@ -8,12 +8,12 @@ from importlib import resources
 import numpy as np
 
 from avvp_lit.classes import CLASS_INDEX, NUM_CLASSES
+from avvp_lit.cli.data import main
 from avvp_lit.data.annotations import load_split
 from avvp_lit.data.llp_stats import (
     compute_llp_statistics,
     event_statistics,
     load_embedded_statistics,
-    main,
     parse_pattern,
     pattern_string,
     run_bounds,
@@ -29,7 +29,7 @@ def test_embedded_table_matches_the_real_files(llp_dir):
 
 def test_cli_writes_the_embedded_file_byte_for_byte(llp_dir, tmp_path):
     out = tmp_path / "stats.json"
-    assert main([str(llp_dir), str(out)]) == 0
+    assert main(["stats", str(llp_dir), str(out)]) == 0
     assert out.read_bytes() == RESOURCE.read_bytes()
 
 

@@ -56,7 +56,7 @@ def test_stale_and_foreign_locks(tmp_path: Path) -> None:
 
 
 def test_latest_points_to_the_newest_finished_run(tmp_path: Path) -> None:
-    from avvp_lit.engine.run import point_latest
+    from avvp_lit.engine.rundir import point_latest
 
     runs = tmp_path / "outputs" / "train" / "runs"
     for name in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"):
@@ -76,7 +76,7 @@ def test_a_run_stopped_by_bad_input_leaves_no_folder(tmp_path: Path, monkeypatch
 
 
 def test_only_folders_without_anything_logged_are_removed(tmp_path: Path) -> None:
-    from avvp_lit.engine.run import remove_if_untouched
+    from avvp_lit.engine.rundir import remove_if_untouched
 
     for name, logged in (("fresh", None), ("trained", "csv/metrics.csv")):
         run_dir = tmp_path / name

@@ -1,27 +1,25 @@
 """Golden: the original evaluation code's numbers for ``eval_case_noisy.npz``, to 1e-9.
 
 Reproduced by ``AVVPMetrics`` in shuffled batches and by ``avvp-eval`` run as a
-subprocess, for the three gating modes and both audio label files.
+entry point, for the three gating modes and both audio label files.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from avvp_lit.cli.eval import main as eval_main
 from avvp_lit.data.annotations import load_split
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics
 
 GATINGS = ("global", "modality", "mmcse")
 AUDIO_LABELS = ("pre2024", "current")
 TOLERANCE = 1e-9
-AVVP_EVAL = Path(sys.executable).with_name("avvp-eval")
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +70,14 @@ def test_metric_reproduces_golden(golden, llp_dir, audio_labels, device):
 
 
 @pytest.mark.slow
-def test_avvp_eval_reproduces_golden(golden, golden_dir, llp_dir, tmp_path):
-    """All six runs of the console script, started together to share the import time."""
+def test_avvp_eval_reproduces_golden(golden, golden_dir, llp_dir, tmp_path, capsys):
+    """All six cases through avvp-eval's entry point (``main(argv)``, what the console
+    script calls; the script itself is run in tests/test_eval_cli.py)."""
     _, expected = golden
-    runs = {}
     for key in expected:
         gating, audio_labels = key.split("/")
         out = tmp_path / f"{gating}-{audio_labels}.json"
-        command = [
-            str(AVVP_EVAL),
+        argv = [
             str(golden_dir / "eval_case_noisy.npz"),
             "--annotations",
             str(llp_dir),
@@ -91,16 +88,10 @@ def test_avvp_eval_reproduces_golden(golden, golden_dir, llp_dir, tmp_path):
             "--json",
             str(out),
         ]
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        runs[key] = (process, out)
-    for key, (process, out) in runs.items():
-        stdout, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr
+        assert eval_main(argv) == 0
+        stdout = capsys.readouterr().out
         payload = json.loads(out.read_text())
         _assert_close(payload, expected[key], key)
-        gating, audio_labels = key.split("/")
         protocol = payload["protocol"]
         assert protocol["gating"] == gating and protocol["audio_labels"] == audio_labels
         assert protocol["split"] == "test" and protocol["videos"] == 1200

@@ -8,11 +8,12 @@ import pytest
 import torch
 from torch import nn
 
+from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.models.fused import is_fused
 from tests.helpers.training import compose_raw
 
 B, T, K = 2, 10, 25
-VALOR_INPUTS = {"audio": (B, 64, 768), "visual": (B, 10, 768), "visual_st": (B, 10, 512)}
+VALOR_INPUTS = {key: (B, *shape) for key, shape in FEATURE_SETS["valor"].input_shapes.items()}
 # every ablation row (conf/variant) that chooses other blocks (no_cooccurrence,
 # no_orthogonality and no_reconstruction only drop a loss term of the full model's step)
 VARIANTS = ["full", "no_cafd", "cafd_no_background", "no_secm", "no_lgsf", "no_cross_fgse", "han"]
@@ -23,7 +24,7 @@ BLOCKS = [
     ["model/lgsf=intra_only"],
 ]
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def valor_batch(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.models import fused
 from avvp_lit.models.fused import (
     Dropout,
@@ -235,7 +236,7 @@ def test_fused_network_matches_the_plain_one_in_values_and_gradients(overrides):
     assert is_fused(fast) and not is_fused(plain)
     assert list(fast.state_dict()) == list(plain.state_dict())
     g = torch.Generator().manual_seed(1)
-    shapes = [(2, 64, 768), (2, 10, 768), (2, 10, 512)]
+    shapes = [(2, *shape) for shape in FEATURE_SETS["valor"].input_shapes.values()]
     inputs = [torch.randn(shape, generator=g, dtype=torch.float64) for shape in shapes]
     outputs = [net(*inputs) for net in (plain, fast)]
     for name in ("frame_logits", "global_prob", "a_prob", "v_prob"):

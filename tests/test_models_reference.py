@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.losses import Orthogonality, Reconstruction
 from avvp_lit.models.convert import UNUSED_PREFIXES, to_official
 from tests.helpers.training import compose_raw
@@ -153,7 +154,7 @@ def test_small_mmcse_matches_reference_values_and_gradients():
     net = hydra.utils.instantiate(cfg.model).double().eval()
     official = {k: v.clone().requires_grad_(True) for k, v in to_official(net, "mmcse").items()}
     g = torch.Generator().manual_seed(1)
-    shapes = [(B, 10, 128), (B, 80, 2048), (B, 10, 512)]
+    shapes = [(B, *shape) for shape in FEATURE_SETS["han"].input_shapes.values()]
     inputs = [torch.randn(s, generator=g, dtype=torch.float64, requires_grad=True) for s in shapes]
     ref_inputs = [x.detach().clone().requires_grad_(True) for x in inputs]
 

@@ -6,6 +6,7 @@ import hydra
 import pytest
 import torch
 
+from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.models import ClassWiseParsingNetwork, HolisticParsingNetwork, ParsingOutput
 from avvp_lit.models.fused import use_fused
 from tests.helpers.training import compose_raw
@@ -13,8 +14,8 @@ from tests.helpers.training import compose_raw
 B, T, K = 2, 10, 25
 
 INPUTS = {
-    "han": {"audio": (B, 10, 128), "visual": (B, 80, 2048), "visual_st": (B, 10, 512)},
-    "valor": {"audio": (B, 64, 768), "visual": (B, 10, 768), "visual_st": (B, 10, 512)},
+    name: {key: (B, *shape) for key, shape in spec.input_shapes.items()}
+    for name, spec in FEATURE_SETS.items()
 }
 
 

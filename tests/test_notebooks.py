@@ -16,9 +16,9 @@ from avvp_lit.analysis.ablation import build_report, mean_std_text
 from avvp_lit.cli.report import main as report_main
 from avvp_lit.engine.tasks import train_and_test as train
 from tests.helpers.sweeps import make_sweep
-from tests.helpers.training import compose_config
+from tests.helpers.training import run_config
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ("01_dataset", "02_run", "03_ablation")
@@ -32,7 +32,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     overrides = ["experiment=smoke", "logger=csv", "model.num_layers=1"]
     # the dashboard still writes the test per-class F1 table; no validation figures
     overrides.append("callbacks.dashboard.num_videos=0")
-    cfg = compose_config("train", overrides, base / "run", data_dir)
+    cfg = run_config("train", overrides, base / "run", data_dir)
     train(cfg)
     return base / "run"
 

@@ -322,6 +322,7 @@ def test_new_videos_without_annotations(checkpoint: tuple[Path, TinyNet], tmp_pa
     assert written == ids[1:]
 
 
+@pytest.mark.slow
 def test_cli_writes_outputs(
     dataset: tuple[Path, dict[str, list[str]]], checkpoint: tuple[Path, TinyNet], tmp_path: Path
 ) -> None:

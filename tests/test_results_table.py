@@ -7,9 +7,9 @@ import io
 
 from rich.console import Console
 
-from avvp_lit.engine.results import markdown_table, results_table
 from avvp_lit.metrics import METRIC_NAMES
 from avvp_lit.metrics.functional import METRIC_TITLES
+from avvp_lit.metrics.tables import markdown_table, results_table
 
 ROWS = {
     "cafd_no_background": {name: 100.0 - i for i, name in enumerate(METRIC_NAMES)},

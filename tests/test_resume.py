@@ -41,11 +41,16 @@ def last_epoch(run_dir: Path) -> int | None:
 def kill_during_epoch(run_dir: Path, data_dir: Path, epoch: int) -> None:
     """Start the run and SIGKILL it as soon as epoch ``epoch - 1`` has been saved."""
     run = subprocess_train(run_dir, data_dir, *LEARNING_RUN)
+    last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
+    seen = None
     while time.time() < deadline and run.poll() is None:
         try:
-            if last_epoch(run_dir) == epoch - 1:
-                break
+            stat = last.stat()
+            if (stat.st_mtime_ns, stat.st_size) != seen:  # read each new last.ckpt once
+                seen = (stat.st_mtime_ns, stat.st_size)
+                if last_epoch(run_dir) == epoch - 1:
+                    break
         except (RuntimeError, EOFError, OSError):
             pass
         time.sleep(0.02)

@@ -159,7 +159,7 @@ def test_unreadable_checkpoints_are_named_errors(
 
 
 def test_resume_checkpoint_is_checked_before_work(tmp_path: Path) -> None:
-    from avvp_lit.engine.run import build_module
+    from avvp_lit.engine.builders import build_module
 
     cfg = compose_raw(["model=han", "loss=han", "model.hidden_dim=16", "data=llp_han"], "train")
     module = build_module(cfg)
@@ -202,6 +202,7 @@ def test_parse_and_evaluate_refuse_a_pickled_checkpoint(
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_eval_refuses_pickled_predictions(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     path = tmp_path / "pred.npz"

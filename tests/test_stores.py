@@ -142,3 +142,20 @@ def test_h5_feature_set_mismatch(dataset) -> None:
     other = "valor" if feature_set == "han" else "han"
     with pytest.raises(FeatureError, match=f"holds feature set '{feature_set}', but '{other}'"):
         H5Store(out, other)
+
+
+def test_feature_sets_declare_the_released_shapes() -> None:
+    """The one declaration every store, network probe, benchmark and test reads its
+    shapes from, pinned to the released layouts (README, "Data")."""
+    assert FEATURE_SETS["han"].input_shapes == {
+        "audio": (10, 128),
+        "visual": (80, 2048),
+        "visual_st": (10, 512),
+    }
+    assert FEATURE_SETS["valor"].shapes == {
+        "audio": (64, 768),
+        "visual": (10, 768),
+        "visual_st": (10, 512),
+        "pl_audio": (10, 25),
+        "pl_visual": (10, 25),
+    }

@@ -21,7 +21,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from avvp_lit.cli.report import build_report
+from avvp_lit.analysis.ablation import build_report
+from avvp_lit.data.features import FEATURE_SETS
 from tests.helpers.training import compose_raw
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -107,9 +108,10 @@ def _batch(size: int = 2) -> dict[str, torch.Tensor]:
         return (torch.rand(*shape, generator=generator) < 0.2).float()
 
     return {
-        "audio": torch.rand(size, 64, 768, generator=generator),
-        "visual": torch.rand(size, 10, 768, generator=generator),
-        "visual_st": torch.rand(size, 10, 512, generator=generator),
+        **{
+            key: torch.rand(size, *shape, generator=generator)
+            for key, shape in FEATURE_SETS["valor"].input_shapes.items()
+        },
         "label": binary(size, 25),
         "pl_audio": binary(size, 10, 25),
         "pl_visual": binary(size, 10, 25),
@@ -238,8 +240,9 @@ def test_joblib_multirun_with_fork_dataloader_workers(tmp_path: Path) -> None:
     data = generate(tmp_path / "tiny", features="valor", size="tiny", seed=0, progress=False)
     sweep = tmp_path / "sweep"
     command = [
-        sys.executable, "-m", "avvp_lit.cli.train", "--multirun", "ablation=components",
-        "launcher=joblib", "variant=full,han", "seed=1", "hydra.launcher.n_jobs=2",
+        sys.executable, "-m", "avvp_lit.cli.train", "--multirun", "experiment=synthetic",
+        "ablation=components", "launcher=joblib", "variant=full,han", "seed=1",
+        "hydra.launcher.n_jobs=2",
         "data=synthetic_tiny", f"data.root={data}", "data.num_workers=1",
         "trainer.max_epochs=1", "trainer.limit_train_batches=1.0", "logger=csv",
         f"hydra.sweep.dir={sweep}",
@@ -272,6 +275,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_optuna_sqlite_study_resumes_by_name(tmp_path: Path) -> None:
     import optuna
 
@@ -280,7 +284,7 @@ def test_optuna_sqlite_study_resumes_by_name(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     for session in range(2):
         command = [
-            sys.executable, str(app), "hparams_search=mmcse_optuna",
+            sys.executable, str(app), "experiment=synthetic", "hparams_search=mmcse_optuna",
             f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resume_me",
             "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1",
             f"hydra.sweep.dir={tmp_path / f'session{session}'}",

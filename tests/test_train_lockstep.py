@@ -3,7 +3,7 @@
 ``../shared/golden/train_lockstep_visible.pt`` holds the original loop's initial weights,
 batches, recipe, per-step losses and a fingerprint of its final weights; its checker
 ``check_lockstep.py`` defines the criteria. Here the steps run through the project's own
-path: ``run.build_module`` on ``experiment=mmcse_llp`` (loss, AdamW, StepLR, metrics),
+path: ``engine.builders.build_module`` on ``experiment=mmcse_llp`` (loss, AdamW, StepLR, metrics),
 ``lightning.Trainer`` with the config's gradient clipping, for the plain blocks and for
 the fused CPU kernels; every float64 criterion of the file must hold.
 """
@@ -16,8 +16,10 @@ import sys
 import pytest
 import torch
 
-from avvp_lit.engine.run import build_module
+from avvp_lit.engine.builders import build_module
 from avvp_lit.models.fused import is_fused
+
+pytestmark = pytest.mark.slow
 
 
 def load_checker(golden_dir):

@@ -9,28 +9,35 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from avvp_lit.data.synthetic import COMPLETE_MARKER
+from avvp_lit.engine.config import compose_config
+
+# avvp-train has no default experiment; a test that names none means the synthetic one
+DEFAULT_EXPERIMENT = "experiment=synthetic"
+
+
+def with_experiment(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` for `avvp-train`, with :data:`DEFAULT_EXPERIMENT` unless they name one."""
+    named = any(o.lstrip("+~").startswith("experiment=") for o in overrides)
+    return list(overrides) if named else [DEFAULT_EXPERIMENT, *overrides]
 
 
 def compose_raw(
     overrides: Sequence[str], config_name: str | None = None, return_hydra_config: bool = False
 ) -> DictConfig:
-    """The installed configs (``avvp_lit.conf``) composed as Hydra's ``compose`` does."""
+    """The installed configs (``avvp_lit.conf``) composed as Hydra's ``compose`` does
+    (for ``train``, with :func:`with_experiment`)."""
     GlobalHydra.instance().clear()
-    with initialize_config_module("avvp_lit.conf", version_base="1.3"):
-        return compose(
-            config_name=config_name,
-            overrides=list(overrides),
-            return_hydra_config=return_hydra_config,
-        )
+    if config_name == "train":
+        overrides = with_experiment(overrides)
+    return compose_config(config_name, overrides, return_hydra_config=return_hydra_config)
 
 
-def compose_config(name: str, overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
+def run_config(name: str, overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
     """The config `avvp-train`/`avvp-evaluate` would run with, writing under ``output_dir``.
 
     ``data_dir`` holds the generated synthetic datasets (shared across tests).
@@ -65,6 +72,8 @@ def subprocess_train(run_dir: Path, data_dir: Path, *extra: str) -> subprocess.P
         f"data.root={root}",
         f"hydra.run.dir={run_dir}",
         "data.batch_size=4",
+        "model.num_layers=1",  # a small network: these runs test the run, not the model
+        "callbacks.dashboard=null",  # and no figures (tests/test_dashboard.py draws them)
         *extra,
     ]
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
@@ -94,6 +103,8 @@ def run_app(module: str, args: list[str], monkeypatch, capsys) -> tuple[int, str
     GlobalHydra.instance().clear()
     for name in (None, *logging.root.manager.loggerDict):  # handlers on earlier tests' streams
         logging.getLogger(name).handlers.clear()
+    if module == "avvp_lit.cli.train":
+        args = with_experiment(args)
     monkeypatch.setattr(sys, "argv", [module, *args])
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.delenv("AVVP_DEBUG", raising=False)

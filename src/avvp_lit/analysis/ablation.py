@@ -15,12 +15,10 @@ and never enter a mean; a variant none of whose jobs finished still gets its row
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -31,6 +29,8 @@ import pandas as pd
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
+from rich.console import Console
+from rich.table import Table
 
 from avvp_lit.metrics.bootstrap import (
     SeedVideoInterval,
@@ -38,8 +38,18 @@ from avvp_lit.metrics.bootstrap import (
     two_level_bootstrap,
     two_level_method,
 )
-from avvp_lit.metrics.functional import METRIC_NAMES, METRIC_TITLES, format_protocol
+from avvp_lit.metrics.functional import (
+    LEVEL_TITLES,
+    METRIC_NAMES,
+    METRIC_TITLES,
+    format_protocol,
+    level_metrics,
+    short_title,
+)
 from avvp_lit.metrics.video_scores import VIDEO_SCORES_FILE, VideoScoresError, read_video_scores
+from avvp_lit.utils.atomic import atomic_write_bytes
+from avvp_lit.viz.ablation import VariantBars, ablation_figure
+from avvp_lit.viz.figures import save_png
 
 DEFAULT_IGNORE: tuple[str, ...] = ("seed",)
 REFERENCE_LABEL = "full"
@@ -457,39 +467,33 @@ def _interval_cell(low: float, high: float) -> str:
     return "–" if math.isnan(low) else f"[{low:+.2f}, {high:+.2f}]"
 
 
-def csv_text(report: AblationReport) -> str:
+def csv_frame(report: AblationReport) -> pd.DataFrame:
     """One row per variant: label, overrides, seeds, failures, and per metric the mean,
-    std, Δ of the means, and the paired Δ with its interval."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    header = ["variant", "overrides", "n_seeds", "seeds", "n_failed", "failed_runs"]
-    header += ["paired_seeds", "interval_problem"]
-    for name in METRIC_NAMES:
-        header += [f"{name}_{s}" for s in CSV_COLUMNS]
-    writer.writerow(header)
+    std, Δ of the means, and the paired Δ with its interval (NaN where undefined)."""
+    rows = []
     for v in report.variants:
-        paired = "" if v.interval is None else v.interval.seeds
-        row: list[Any] = [
-            v.label,
-            " ".join(v.overrides),
-            v.n,
-            " ".join(v.seeds),
-            len(v.failed),
-            " ".join(job.name for job in v.failed),
-            paired,
-            v.interval_problem or "",
-        ]
+        row: dict[str, Any] = {
+            "variant": v.label,
+            "overrides": " ".join(v.overrides),
+            "n_seeds": v.n,
+            "seeds": " ".join(v.seeds),
+            "n_failed": len(v.failed),
+            "failed_runs": " ".join(job.name for job in v.failed),
+            "paired_seeds": "" if v.interval is None else v.interval.seeds,
+            "interval_problem": v.interval_problem or "",
+        }
         for name in METRIC_NAMES:
             low, high = v.bounds(name)
             delta = v.delta(name) if v.interval is not None else math.nan
             values = (v.mean[name], v.std[name], v.diff[name], delta, low, high)
-            row += [_csv_float(x) for x in values]
-        writer.writerow(row)
-    return buffer.getvalue()
+            row.update({f"{name}_{stat}": x for stat, x in zip(CSV_COLUMNS, values, strict=True)})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def _csv_float(value: float) -> str:
-    return "" if math.isnan(value) else f"{value:.6f}"
+def csv_text(report: AblationReport) -> str:
+    """``ablation.csv``: :func:`csv_frame` with six decimals, empty cells for NaN."""
+    return csv_frame(report).to_csv(index=False, float_format="%.6f", lineterminator="\n")
 
 
 def _md_row(cells: Sequence[str]) -> str:
@@ -585,3 +589,96 @@ def _delta_cell(delta: float, low: float, high: float) -> str:
         return "–"
     mark = "*" if excludes_zero(low, high) else ""
     return f"{delta:+.2f}{mark} {_interval_cell(low, high)}"
+
+
+# --------------------------------------------------------------------------- outputs
+
+OUTPUT_NAMES: dict[str, str] = {"md": "ablation.md", "csv": "ablation.csv", "png": "ablation.png"}
+
+
+def rich_tables(report: AblationReport) -> list[Table]:
+    """The console view: one table per level (mean ± std, n, and the Δ of Type with its
+    interval), then every Δ (``*`` where its interval excludes 0)."""
+    ref = report.reference.label
+    tables = []
+    for level, title in LEVEL_TITLES.items():
+        names = level_metrics(level)
+        table = Table(title=f"{report.sweep_dir.name}: {title}, test F-score % (mean ± std)")
+        table.add_column("variant", style="bold", no_wrap=True)
+        table.add_column("n", justify="right", no_wrap=True)
+        for name in names:
+            table.add_column(short_title(name), justify="right", no_wrap=True)
+        table.add_column(f"Δ Type vs {ref}", justify="right", no_wrap=True)
+        table.add_column("95% interval", justify="right", no_wrap=True)
+        for v in report.variants:
+            n = f"{v.n}" + (f" ({len(v.failed)} failed)" if v.failed else "")
+            cells = [mean_std_text(v, m) for m in names]
+            type_name = f"{level}_type"
+            interval = "" if v is report.reference else interval_text(v, type_name)
+            table.add_row(v.label, n, *cells, diff_text(report, v, type_name), interval)
+        tables.append(table)
+    deltas = Table(title=f"Δ from {ref} (*: the 95% interval excludes 0)")
+    deltas.add_column("variant", style="bold", no_wrap=True)
+    for name in METRIC_NAMES:
+        deltas.add_column(METRIC_TITLES[name], justify="right", no_wrap=True)
+    for v in report.variants:
+        deltas.add_row(v.label, *(diff_text(report, v, m) for m in METRIC_NAMES))
+    return [*tables, deltas]
+
+
+def figure_bars(report: AblationReport) -> list[VariantBars]:
+    """What :func:`avvp_lit.viz.ablation.ablation_figure` draws for each variant."""
+    bars = []
+    for v in report.variants:
+        bounds = {name: v.bounds(name) for name in METRIC_NAMES}
+        bars.append(
+            VariantBars(
+                label=v.label,
+                mean=v.mean,
+                std=v.std,
+                delta={name: v.delta(name) for name in METRIC_NAMES},
+                low={name: low for name, (low, _) in bounds.items()},
+                high={name: high for name, (_, high) in bounds.items()},
+                has_interval=v.interval is not None,
+                is_reference=v is report.reference,
+            )
+        )
+    return bars
+
+
+def figure_title(report: AblationReport) -> str:
+    seeds = sorted({v.n for v in report.variants})
+    failed = len(report.failed)
+    return (
+        f"{report.sweep_dir.name}: {len(report.variants)} variants, "
+        f"{'/'.join(map(str, seeds))} seeds each"
+        + (f", {failed} failed job{'s' * (failed > 1)} not included" if failed else "")
+    )
+
+
+def write_report(
+    report: AblationReport, out_dir: str | Path | None = None, *, dpi: int = 110
+) -> dict[str, Path]:
+    """Write ``ablation.md``, ``ablation.csv`` and ``ablation.png``; returns their paths."""
+    out = Path(out_dir) if out_dir is not None else report.sweep_dir
+    paths = {kind: out / name for kind, name in OUTPUT_NAMES.items()}
+    atomic_write_bytes(paths["md"], markdown_text(report).encode())
+    atomic_write_bytes(paths["csv"], csv_text(report).encode())
+    figure = ablation_figure(figure_bars(report), title=figure_title(report))
+    save_png(figure, paths["png"], dpi=dpi)
+    return paths
+
+
+def print_report(report: AblationReport, paths: Mapping[str, Path], console: Console) -> None:
+    """The tables, the method, what has no interval, the failed jobs, the files written."""
+    for table in rich_tables(report):
+        console.print(table)
+    console.print(report.method, highlight=False)
+    for v in report.variants:
+        if v.interval_problem:
+            console.print(f"no interval for {v.label}: {v.interval_problem}", style="yellow")
+    if report.failed:
+        console.print(f"{len(report.failed)} failed or unfinished jobs:", style="red")
+        for job in report.failed:
+            console.print(f"  {job.name} ({report.own_overrides(job)}): {job.problem}")
+    console.print("wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)

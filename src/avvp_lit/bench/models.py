@@ -10,7 +10,7 @@ trained on: audio (B, 64, 768), visual (B, 10, 768), visual_st (B, 10, 512); HAN
 (``loss=han`` / ``loss=mmcse``; random per-second pseudo labels are supplied so every
 MM-CSE term runs). A training step is forward + loss + backward + AdamW step, under
 autocast with ``--precision bf16-mixed``. The network is prepared exactly as a run
-prepares it (``avvp_lit.engine.run.prepare_network``: ``--fused auto`` picks the fused CPU
+prepares it (``avvp_lit.engine.execution.prepare_network``: ``--fused auto`` picks the fused CPU
 kernels on a CPU in float32 without compile, the plain blocks elsewhere; ``--compile``
 compiles the network). Each model is measured in a fresh subprocess, so its peak memory
 is its own (RSS on CPU; ``torch.cuda.max_memory_allocated`` on CUDA). Step times are
@@ -39,26 +39,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.utils.atomic import atomic_write_bytes
 
 MODELS = ("han", "mmcse")
 FLOP_COUNT_VIDEOS = 4
 
 
-INPUT_SHAPES = {
-    "valor": {"audio": (64, 768), "visual": (10, 768), "visual_st": (10, 512)},
-    "han": {"audio": (10, 128), "visual": (80, 2048), "visual_st": (10, 512)},
-}
 PRECISIONS = ("32", "bf16-mixed")
 
 
 def _compose(model: str, features: str) -> Any:
-    from hydra import compose, initialize_config_module
+    from avvp_lit.engine.config import compose_config
 
-    with initialize_config_module(config_module="avvp_lit.conf", version_base="1.3"):
-        return compose(
-            overrides=[f"+model={model}", f"model/projection={features}", f"+loss={model}"]
-        )
+    return compose_config(
+        None, [f"+model={model}", f"model/projection={features}", f"+loss={model}"]
+    )
 
 
 def _batch(batch_size: int, device: Any, features: str, seed: int = 0) -> dict[str, Any]:
@@ -72,7 +68,7 @@ def _batch(batch_size: int, device: Any, features: str, seed: int = 0) -> dict[s
     def binary(*shape: int) -> torch.Tensor:
         return (torch.rand(*shape, generator=g) < 0.15).float().to(device)
 
-    shapes = INPUT_SHAPES[features]
+    shapes = FEATURE_SETS[features].input_shapes
     return {
         **{name: rand(batch_size, *shape) for name, shape in shapes.items()},
         "label": binary(batch_size, 25),
@@ -124,7 +120,7 @@ def measure(
     import torch
     from omegaconf import OmegaConf
 
-    from avvp_lit.engine.run import prepare_network
+    from avvp_lit.engine.execution import prepare_network
     from avvp_lit.models.fused import is_fused
 
     torch.set_num_threads(threads)
@@ -246,7 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (CPU)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--features", default="valor", choices=tuple(INPUT_SHAPES))
+    parser.add_argument("--features", default="valor", choices=tuple(FEATURE_SETS))
     parser.add_argument("--precision", default="32", choices=PRECISIONS)
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument(
@@ -307,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         "features": args.features,
         "inputs": {
-            name: [args.batch_size, *shape] for name, shape in INPUT_SHAPES[args.features].items()
+            name: [args.batch_size, *shape]
+            for name, shape in FEATURE_SETS[args.features].input_shapes.items()
         },
         "precision": args.precision,
         "compile": args.compile,

@@ -81,7 +81,7 @@ class EpochLoopTimer(L.Callback):
 def recipe_config(args: argparse.Namespace) -> DictConfig:
     """``avvp-train experiment=mmcse_llp`` on ``--data``, with the bench's execution
     settings and no logger, checkpoint, figures or progress bar."""
-    from hydra import compose, initialize_config_module
+    from avvp_lit.engine.config import compose_config
 
     overrides = [
         "experiment=mmcse_llp",
@@ -100,8 +100,7 @@ def recipe_config(args: argparse.Namespace) -> DictConfig:
         f"compile={str(args.compile).lower()}",
         f"fused={args.fused}",
     ]
-    with initialize_config_module(config_module="avvp_lit.conf", version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+    cfg = compose_config("train", overrides)
     OmegaConf.set_struct(cfg, False)
     cfg.callbacks = None
     cfg.paths.output_dir = str(args.output)
@@ -111,7 +110,8 @@ def recipe_config(args: argparse.Namespace) -> DictConfig:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     import hydra
 
-    from avvp_lit.engine.run import build_module, validate_config
+    from avvp_lit.engine.builders import build_module
+    from avvp_lit.engine.validation import validate_config
 
     torch.set_num_threads(args.threads)
     cfg = recipe_config(args)

@@ -11,13 +11,16 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from avvp_lit.engine.run import run_task
-from avvp_lit.engine.tasks import evaluate_checkpoint
 from avvp_lit.utils.errors import run_hydra_app
 
 
 @hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="evaluate")
 def _hydra_main(cfg: DictConfig) -> None:
+    # imported here: a multirun's launcher process, --help and Hydra's own errors need no
+    # torch or Lightning (seconds of start-up); the job itself imports them
+    from avvp_lit.engine.rundir import run_task
+    from avvp_lit.engine.tasks import evaluate_checkpoint
+
     run_task("avvp-evaluate", evaluate_checkpoint, cfg)
 
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from avvp_lit.engine.parsing import parse_videos
-from avvp_lit.engine.run import run_task
 from avvp_lit.utils.errors import run_hydra_app
 
 
 @hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="parse")
 def _hydra_main(cfg: DictConfig) -> None:
+    # imported here: --help and Hydra's own errors need no torch or Lightning
+    from avvp_lit.engine.parsing import parse_videos
+    from avvp_lit.engine.rundir import run_task
+
     run_task("avvp-parse", parse_videos, cfg)
 
 

@@ -61,6 +61,16 @@ class FeatureSet:
         return tuple(m.key for m in self.modalities)
 
     @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-video shape of every array, by batch key (a batch adds a leading B)."""
+        return {m.key: m.shape for m in self.modalities}
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-video shape of each network input (the features, not the pseudo labels)."""
+        return {m.key: m.shape for m in self.modalities if not m.is_label}
+
+    @property
     def has_pseudo_labels(self) -> bool:
         return any(m.is_label for m in self.modalities)
 

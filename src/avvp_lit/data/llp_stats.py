@@ -16,15 +16,13 @@ sample sizes stay visible):
   cover the whole video.
 
 The generator samples from the embedded copy (``avvp_lit/resources/llp_stats.json``);
-``python -m avvp_lit.data.llp_stats ROOT OUT.json`` recomputes it.
+``avvp-data stats ROOT OUT.json`` recomputes it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -213,24 +211,13 @@ def write_statistics(stats: dict[str, Any], path: Path) -> None:
     atomic_write_bytes(path, (dumps(stats) + "\n").encode())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m avvp_lit.data.llp_stats",
-        description="Compute the label statistics of an LLP annotation folder as JSON.",
-    )
-    parser.add_argument("root", type=Path, help="folder with the released LLP annotation files")
-    parser.add_argument("out", type=Path, help="JSON file to write")
-    parser.add_argument("--audio-labels", choices=sorted(AUDIO_LABEL_FILES), default="pre2024")
-    args = parser.parse_args(argv)
-    stats = compute_llp_statistics(args.root, args.audio_labels)
-    write_statistics(stats, args.out)
+def write_llp_statistics(root: Path, out: Path, audio_labels: str = "pre2024") -> str:
+    """Compute the statistics of ``root``'s annotation files, write them to ``out`` (JSON)
+    and return a one-line summary."""
+    stats = compute_llp_statistics(root, audio_labels)
+    write_statistics(stats, out)
     events = stats["events"]["modality_counts"]
-    print(
-        f"wrote {args.out}: {sum(stats['source']['videos'].values())} videos, "
+    return (
+        f"wrote {out}: {sum(stats['source']['videos'].values())} videos, "
         f"{sum(map(sum, events))} (video, class) events, {NUM_CLASSES} classes"
     )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

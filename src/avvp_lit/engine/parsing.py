@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from avvp_lit.classes import CLASSES, EVENT_MODALITIES
 from avvp_lit.data.llp_stats import positive_runs
-from avvp_lit.engine.run import validate_values
+from avvp_lit.engine.validation import validate_values
 from avvp_lit.inference import Source, binarize_time_major, open_source, run_network
 from avvp_lit.metrics import protocol_dict
 from avvp_lit.models.loading import read_network

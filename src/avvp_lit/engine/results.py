@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from omegaconf import DictConfig
 from rich.console import Console
-from rich.table import Table
 
 from avvp_lit.classes import PREDICTION_KEYS
-from avvp_lit.engine.run import output_dir, task_overrides
+from avvp_lit.engine.rundir import output_dir, task_overrides
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics, format_protocol
-from avvp_lit.metrics.functional import METRIC_TITLES
 from avvp_lit.metrics.prediction_file import write_predictions
+from avvp_lit.metrics.tables import markdown_table, results_table
 from avvp_lit.metrics.video_scores import VIDEO_SCORES_FILE, write_video_scores
 from avvp_lit.utils.atomic import atomic_write_bytes
 
@@ -35,30 +34,6 @@ if TYPE_CHECKING:
 def config_hash(resolved_yaml: str) -> str:
     """sha256 of the resolved config text: two runs with one hash ran one configuration."""
     return hashlib.sha256(resolved_yaml.encode()).hexdigest()
-
-
-def results_table(rows: Mapping[str, Mapping[str, float]], title: str) -> Table:
-    """The ten numbers as rows, one column per predictor: fits 80 columns whole."""
-    table = Table(title=title)
-    table.add_column("metric", style="bold", no_wrap=True)
-    for label in rows:
-        table.add_column(label, justify="right", no_wrap=True)
-    for name in METRIC_NAMES:
-        table.add_row(METRIC_TITLES[name], *(f"{values[name]:.2f}" for values in rows.values()))
-    return table
-
-
-def markdown_table(rows: Mapping[str, Mapping[str, float]]) -> str:
-    """:func:`results_table` in Markdown (``summary.md``)."""
-    header = "| metric | " + " | ".join(rows) + " |"
-    rule = "|---|" + "---:|" * len(rows)
-    body = [
-        f"| {METRIC_TITLES[name]} | "
-        + " | ".join(f"{values[name]:.2f}" for values in rows.values())
-        + " |"
-        for name in METRIC_NAMES
-    ]
-    return "\n".join([header, rule, *body])
 
 
 def write_run_results(

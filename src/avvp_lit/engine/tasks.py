@@ -18,15 +18,12 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from avvp_lit.engine.builders import build_module, build_trainer
+from avvp_lit.engine.execution import prepare_network
 from avvp_lit.engine.module import AVVPModule
 from avvp_lit.engine.results import write_tested_split
-from avvp_lit.engine.run import (
-    build_module,
-    build_trainer,
-    prepare_network,
-    validate_config,
-    write_resolved_config,
-)
+from avvp_lit.engine.rundir import write_resolved_config
+from avvp_lit.engine.validation import validate_config
 from avvp_lit.models.loading import (
     check_weights_fit,
     checkpoint_network_state,

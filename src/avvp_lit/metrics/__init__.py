@@ -27,6 +27,7 @@ from avvp_lit.metrics.functional import (
     run_indicators,
     scores_from_counts,
     segment_counts,
+    video_counts,
 )
 
 if TYPE_CHECKING:
@@ -60,4 +61,5 @@ __all__ = [
     "run_indicators",
     "scores_from_counts",
     "segment_counts",
+    "video_counts",
 ]

@@ -22,14 +22,13 @@ from torchmetrics.utilities.data import dim_zero_cat
 from avvp_lit.classes import CLASSES, NUM_CLASSES, NUM_SEGMENTS, PREDICTION_KEYS
 from avvp_lit.metrics.functional import (
     METRIC_NAMES,
-    avvp_counts,
-    binarize,
     check_gating,
     class_f1,
     dataset_scores,
     protocol_dict,
     resolve_thresholds,
     scores_from_counts,
+    video_counts,
 )
 
 
@@ -177,20 +176,16 @@ class AVVPMetrics(Metric):
         _check_shape("gt_visual", gt_visual, (batch, NUM_SEGMENTS, NUM_CLASSES))
         device = frame_prob.device
         video_thr, segment_thr = self._thresholds_on(device)
-        pred_audio, pred_visual = binarize(
+        counts = video_counts(
             global_prob.detach(),
             a_prob.detach(),
             v_prob.detach(),
             frame_prob.detach(),
+            gt_audio.to(device).transpose(1, 2),
+            gt_visual.to(device).transpose(1, 2),
             gating=self.gating,
             video_threshold=video_thr,
             segment_threshold=segment_thr,
-        )
-        counts = avvp_counts(
-            pred_audio,
-            pred_visual,
-            gt_audio.to(device).transpose(1, 2),
-            gt_visual.to(device).transpose(1, 2),
         )
         self.counts.append(counts)
         self.index.append(torch.as_tensor(index, device=device).to(torch.int64).reshape(-1))

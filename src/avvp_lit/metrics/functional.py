@@ -132,6 +132,14 @@ def resolve_thresholds(
     return video, segment
 
 
+# which video-level probability gates each modality's seconds: (audio, visual)
+GATE_SOURCES: dict[str, tuple[str, str]] = {
+    "global": ("global_prob", "global_prob"),
+    "modality": ("a_prob", "v_prob"),
+    "mmcse": ("global_prob", "v_prob"),
+}
+
+
 def binarize(
     global_prob: ArrayLike,
     a_prob: ArrayLike,
@@ -149,9 +157,9 @@ def binarize(
     ``segment_threshold`` to (2, 25). Comparisons are ``>=`` in float64 so that a
     per-class threshold means the same whatever the input precision.
 
-    Gating (which video-level decision masks the segments): ``global`` both by
-    ``global_prob``; ``modality`` audio by ``a_prob``, visual by ``v_prob``; ``mmcse``
-    audio by ``global_prob``, visual by ``v_prob``.
+    Gating (which video-level decision masks the segments, :data:`GATE_SOURCES`):
+    ``global`` both by ``global_prob``; ``modality`` audio by ``a_prob``, visual by
+    ``v_prob``; ``mmcse`` audio by ``global_prob``, visual by ``v_prob``.
 
     Returns ``pred_audio``, ``pred_visual`` bool (N, 25, 10).
     """
@@ -161,16 +169,14 @@ def binarize(
     video_thr = _tensor(video_threshold, dtype=torch.float64, device=device)
     segment_thr = _tensor(segment_threshold, dtype=torch.float64, device=device)
     segment_thr = segment_thr.expand(2, NUM_CLASSES)
-
-    def gate(prob: ArrayLike) -> Tensor:
-        return _tensor(prob, device=device).double() >= video_thr
-
-    overall = gate(global_prob)
-    gate_a = gate(a_prob) if gating == "modality" else overall
-    gate_v = gate(v_prob) if gating in ("modality", "mmcse") else overall
+    video_level = {"global_prob": global_prob, "a_prob": a_prob, "v_prob": v_prob}
+    gate_audio, gate_visual = (
+        _tensor(video_level[source], device=device).double() >= video_thr
+        for source in GATE_SOURCES[gating]
+    )
     segments = frame >= segment_thr  # (N, 10, 2, 25)
-    pred_audio = segments[:, :, 0, :].transpose(1, 2) & gate_a[:, :, None]
-    pred_visual = segments[:, :, 1, :].transpose(1, 2) & gate_v[:, :, None]
+    pred_audio = segments[:, :, 0, :].transpose(1, 2) & gate_audio[:, :, None]
+    pred_visual = segments[:, :, 1, :].transpose(1, 2) & gate_visual[:, :, None]
     return pred_audio, pred_visual
 
 
@@ -360,6 +366,37 @@ def avvp_counts(
     return torch.stack(levels, dim=1)
 
 
+def video_counts(
+    global_prob: ArrayLike,
+    a_prob: ArrayLike,
+    v_prob: ArrayLike,
+    frame_prob: ArrayLike,
+    gt_audio: ArrayLike,
+    gt_visual: ArrayLike,
+    *,
+    gating: str = "global",
+    video_threshold: float | ArrayLike = 0.5,
+    segment_threshold: float | ArrayLike = 0.5,
+) -> Tensor:
+    """The protocol's counts straight from model outputs: :func:`binarize`, then
+    :func:`avvp_counts`. The one scoring path of the project: the functional
+    :func:`evaluate`, the ``AVVPMetrics`` Metric and ``avvp-eval`` all score through it.
+
+    Probabilities as in :func:`binarize`; ``gt_audio``, ``gt_visual`` binary (N, 25, 10)
+    (class-major, like the predictions). Returns int32 (N, 2, 3, 3, 25).
+    """
+    pred_audio, pred_visual = binarize(
+        global_prob,
+        a_prob,
+        v_prob,
+        frame_prob,
+        gating=gating,
+        video_threshold=video_threshold,
+        segment_threshold=segment_threshold,
+    )
+    return avvp_counts(pred_audio, pred_visual, gt_audio, gt_visual)
+
+
 # --------------------------------------------------------------------------- scores
 
 
@@ -426,44 +463,14 @@ def class_f1(counts: ArrayLike) -> dict[str, np.ndarray]:
     return {key: per_key[i].cpu().numpy() for i, key in enumerate(CLASS_F1_KEYS)}
 
 
-def evaluate(
-    global_prob: ArrayLike,
-    a_prob: ArrayLike,
-    v_prob: ArrayLike,
-    frame_prob: ArrayLike,
-    gt_audio: ArrayLike,
-    gt_visual: ArrayLike,
-    *,
-    gating: str = "global",
-    video_threshold: float | ArrayLike = 0.5,
-    segment_threshold: float | ArrayLike = 0.5,
-) -> dict[str, float]:
-    """The ten numbers for one set of videos, straight from model outputs.
-
-    Probabilities as in ``binarize``; ``gt_audio``, ``gt_visual`` binary (N, 25, 10)
-    (class-major, like the predictions).
-    """
-    pred_audio, pred_visual = binarize(
-        global_prob,
-        a_prob,
-        v_prob,
-        frame_prob,
-        gating=gating,
-        video_threshold=video_threshold,
-        segment_threshold=segment_threshold,
-    )
-    counts = avvp_counts(pred_audio, pred_visual, gt_audio, gt_visual)
-    return dataset_scores(scores_from_counts(counts))
+def evaluate(*outputs_and_labels: ArrayLike, **protocol: Any) -> dict[str, float]:
+    """The ten numbers for one set of videos, straight from model outputs: the arguments
+    of :func:`video_counts` (the four probability arrays, then ``gt_audio``,
+    ``gt_visual`` class-major (N, 25, 10); ``gating`` and the thresholds by keyword)."""
+    return dataset_scores(scores_from_counts(video_counts(*outputs_and_labels, **protocol)))
 
 
 # --------------------------------------------------------------------------- protocol
-
-
-_GATE_SOURCES: dict[str, tuple[str, str]] = {
-    "global": ("global_prob", "global_prob"),
-    "modality": ("a_prob", "v_prob"),
-    "mmcse": ("global_prob", "v_prob"),
-}
 
 
 def protocol_dict(
@@ -488,7 +495,7 @@ def protocol_dict(
         segment_threshold=segment_threshold,
         class_thresholds=class_thresholds,
     )
-    gate_audio, gate_visual = _GATE_SOURCES[gating]
+    gate_audio, gate_visual = GATE_SOURCES[gating]
     protocol: dict[str, Any] = {
         "gating": gating,
         "gate_audio": gate_audio,
@@ -536,6 +543,7 @@ def format_protocol(protocol: Mapping[str, Any]) -> str:
 
 
 __all__ = [
+    "GATE_SOURCES",
     "GATINGS",
     "METRIC_NAMES",
     "avvp_counts",
@@ -552,4 +560,5 @@ __all__ = [
     "run_indicators",
     "scores_from_counts",
     "segment_counts",
+    "video_counts",
 ]

@@ -1,15 +1,16 @@
-"""Checkpoints of the original implementations <-> this project's networks.
+"""Checkpoints of the original implementations <-> this project's networks: the key maps.
 
-- :func:`load_official` reads a released state dict (MM-CSE ``checkpoint_best.pth``,
+- :class:`Dims` reads the sizes of a released state dict (MM-CSE ``checkpoint_best.pth``,
   HAN ``MMIL_Net.pt``; a bare state dict or one wrapped under ``model``/``state_dict``/...,
-  ``module.`` prefixes stripped), infers the sizes from the weights (HAN vs CLAP audio,
-  80-frame vs per-second visual, hidden/class widths, layers, classes) and returns our
-  network with those weights. The per-class branches and heads of the original become
-  our stacked tensors.
-- :func:`official_model_config` gives the Hydra model config (a plain dict with
-  ``_target_``) of that network; :func:`to_official` is the reverse mapping.
-- ``avvp-convert IN OUT --arch mmcse|han`` (:func:`main`) writes a network file
-  ``{"format": "avvp-lit-network", "arch", "model_config", "state_dict"}``, read back by
+  ``module.`` prefixes stripped): HAN vs CLAP audio, 80-frame vs per-second visual,
+  hidden/class widths, layers, classes.
+- :func:`from_official_state` maps the original weights into our network (the per-class
+  branches and heads of the original become our stacked tensors); :func:`to_official`
+  is the reverse mapping.
+- :func:`official_config` is the original network in this project's blocks, as a model
+  config; :func:`load_official` / :func:`convert_checkpoint` build it and load the
+  weights; ``avvp-convert`` writes the result with :func:`save_network_file`
+  (``{"format": "avvp-lit-network", "arch", "model_config", "state_dict"}``), read back by
   :func:`avvp_lit.models.loading.read_network`.
 
 Modules the original forward passes never use are skipped when loading: HAN's
@@ -32,7 +33,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from avvp_lit.models.loading import NETWORK_FILE_FORMAT, build_network, load_payload
+from avvp_lit.models.decoupling import ClassAwareDecoupling
+from avvp_lit.models.enhancement import LGSF, SECM, HybridAttentionLayer
+from avvp_lit.models.heads import ClassSpecificHeads, MMILPooling, SharedHeads
+from avvp_lit.models.loading import NETWORK_FILE_FORMAT, build_network, load_payload, target_name
+from avvp_lit.models.networks import ClassWiseParsingNetwork, HolisticParsingNetwork
+from avvp_lit.models.projection import (
+    ClapMapProjection,
+    FramePooledProjection,
+    InputProjection,
+    LinearProjection,
+    MotionFusion,
+)
 from avvp_lit.utils.atomic import atomic_path
 from avvp_lit.utils.errors import InputError
 
@@ -41,6 +53,7 @@ WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "network", "net")
 CLAP_AUDIO_DIM = 768  # MM-CSE treats a 768-wide audio input as the CLAP feature map
 RESNET_VISUAL_DIM = 2048  # 80 ResNet-152 frames, pooled 8 per second
 DEFAULT_HEADS = {"mmcse": 8, "han": 1}  # not recorded in the weights
+ORIGINAL_DROPOUT = 0.1  # every dropout of both released networks
 
 
 class ConversionError(InputError):
@@ -308,73 +321,103 @@ def official_entries(dims: Dims) -> list[Entry]:
 # ----------------------------------------------------------------------- model config
 
 
-def compose_model_config(arch: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Compose ``model=<arch>`` (+ overrides) from the packaged configs; resolved plain dict.
-
-    Works inside a running Hydra app too (the global Hydra state is restored).
-    """
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
-
-    with initialize_config_module(config_module="avvp_lit.conf", version_base="1.3"):
-        cfg = compose(overrides=[f"+model={arch}", *overrides])
-    return OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[return-value]
+def _block(cls: type, **settings: Any) -> dict[str, Any]:
+    return {"_target_": target_name(cls), **settings}
 
 
-def _config_overrides(dims: Dims, num_heads: int | None) -> list[str]:
-    """Hydra overrides of ``model=<arch>`` that reproduce the checkpoint's sizes."""
-    clap = dims.arch == "mmcse" and dims.audio_dim == CLAP_AUDIO_DIM
-    base = "valor" if clap else "han"
-    over = [f"model/projection={base}"]
-    if not clap:
-        over.append(f"model.projection.audio.in_dim={dims.audio_dim}")
-    frames = dims.visual_dim == RESNET_VISUAL_DIM
-    if frames and base == "valor":
-        over += [
-            "model.projection.visual._target_=avvp_lit.models.projection.FramePooledProjection",
-            "+model.projection.visual.frames_per_segment=8",
-        ]
-    elif not frames and base == "han":
-        over += [
-            "model.projection.visual._target_=avvp_lit.models.projection.LinearProjection",
-            "~model.projection.visual.frames_per_segment",
-        ]
-    over += [
-        f"model.projection.visual.in_dim={dims.visual_dim}",
-        f"model.projection.motion.motion_dim={dims.motion_dim}",
-        f"model.hidden_dim={dims.hidden_dim}",
-        f"model.num_classes={dims.num_classes}",
-        f"model.num_layers={dims.num_layers}",
-    ]
-    heads = num_heads or DEFAULT_HEADS[dims.arch]
-    if dims.arch == "han":
-        over += [
-            f"model.enhancement.ffn_dim={dims.ffn_dim}",
-            f"model.enhancement.num_heads={heads}",
-        ]
+def _projection_config(dims: Dims) -> dict[str, Any]:
+    """The input projection of the original code for these input sizes: the CLAP map path
+    for a 768-wide audio input of MM-CSE, a per-second ``fc`` otherwise; ResNet-152 frames
+    (2048 wide) pooled 8 per second, per-second visual features otherwise."""
+    h = dims.hidden_dim
+    clap = dims.arch != "han" and dims.audio_dim == CLAP_AUDIO_DIM
+    if clap:
+        audio = _block(
+            ClapMapProjection,
+            in_dim=dims.audio_dim, out_dim=h, map_size=[2, 32], resize=[2, 1024], num_segments=10,
+        )  # fmt: skip
     else:
-        if dims.num_branches != dims.num_classes + 1:
-            raise ConversionError(
-                f"{dims.num_branches} a_unmix branches for {dims.num_classes} classes: "
-                "the released MM-CSE has one background branch more than classes"
-            )
-        over += [
-            f"model.class_dim={dims.class_dim}",
-            f"model.ffn_dim={dims.ffn_dim}",
-            f"model.secm.num_heads={heads}",
-        ]
-    return over
+        audio = _block(LinearProjection, in_dim=dims.audio_dim, out_dim=h)
+    if dims.visual_dim == RESNET_VISUAL_DIM:
+        visual = _block(
+            FramePooledProjection, in_dim=dims.visual_dim, out_dim=h, frames_per_segment=8
+        )
+    else:
+        visual = _block(LinearProjection, in_dim=dims.visual_dim, out_dim=h)
+    return _block(
+        InputProjection,
+        feature_set="valor" if clap else "han",
+        audio=audio,
+        visual=visual,
+        motion=_block(MotionFusion, motion_dim=dims.motion_dim, dim=h),
+    )
 
 
-def official_model_config(
-    source: str | Path | Mapping[str, Any], arch: str = "mmcse", *, num_heads: int | None = None
-) -> dict[str, Any]:
-    """The Hydra model config (plain dict, ``_target_``) of a released checkpoint's network.
-
-    ``num_heads`` is not stored in the weights: MM-CSE uses 8, HAN 1 (the defaults).
-    """
-    state = read_state_dict(source)
-    return compose_model_config(arch, _config_overrides(Dims.from_official(state, arch), num_heads))
+def official_config(dims: Dims, num_heads: int | None = None) -> dict[str, Any]:
+    """The model config (plain dict, ``_target_``) of the original code's network with
+    these sizes, in this project's blocks: what ``model=<arch>`` composes at the
+    released sizes (``tests/test_convert.py`` holds the two equal), written out here so
+    that the models never compose the app config. ``num_heads`` is not stored in the
+    weights: MM-CSE uses 8, HAN 1 (the defaults)."""
+    heads = num_heads or DEFAULT_HEADS[dims.arch]
+    projection = _projection_config(dims)
+    common = {
+        "name": dims.arch,
+        "feature_set": projection["feature_set"],
+        "num_classes": dims.num_classes,
+        "hidden_dim": dims.hidden_dim,
+        "num_layers": dims.num_layers,
+        "projection": projection,
+        "pooling": _block(MMILPooling),
+    }
+    if dims.arch == "han":
+        return _block(
+            HolisticParsingNetwork,
+            **common,
+            enhancement=_block(
+                HybridAttentionLayer,
+                _partial_=True,
+                dim=dims.hidden_dim,
+                num_heads=heads,
+                ffn_dim=dims.ffn_dim,
+                dropout=ORIGINAL_DROPOUT,
+            ),
+            heads=_block(SharedHeads, dim=dims.hidden_dim, num_classes=dims.num_classes),
+        )
+    if dims.num_branches != dims.num_classes + 1:
+        raise ConversionError(
+            f"{dims.num_branches} a_unmix branches for {dims.num_classes} classes: "
+            "the released MM-CSE has one background branch more than classes"
+        )
+    c = dims.class_dim
+    return _block(
+        ClassWiseParsingNetwork,
+        **common,
+        class_dim=c,
+        ffn_dim=dims.ffn_dim,
+        dropout=ORIGINAL_DROPOUT,
+        decoupling=_block(
+            ClassAwareDecoupling,
+            hidden_dim=dims.hidden_dim,
+            class_dim=c,
+            num_classes=dims.num_classes,
+            background=True,
+            audio_branch_layers=1,
+            visual_branch_layers=2,
+            dropout=ORIGINAL_DROPOUT,
+        ),
+        secm=_block(
+            SECM,
+            _partial_=True,
+            dim=c,
+            num_heads=heads,
+            dropout=ORIGINAL_DROPOUT,
+            intra=True,
+            cross=True,
+        ),  # fmt: skip
+        lgsf=_block(LGSF, _partial_=True, dim=c, intra=True, cross=True),
+        heads=_block(ClassSpecificHeads, dim=c, num_classes=dims.num_classes),
+    )
 
 
 # ------------------------------------------------------------------------- converting
@@ -433,6 +476,26 @@ def _slot_count(entries: Sequence[Entry], key: str, tensor: torch.Tensor) -> int
     return int(torch.tensor(tensor.shape[:depth]).prod()) if depth else 1
 
 
+def official_model_config(
+    source: str | Path | Mapping[str, Any], arch: str = "mmcse", *, num_heads: int | None = None
+) -> dict[str, Any]:
+    """The model config of a released checkpoint's network (:func:`official_config` for
+    the sizes its weights show)."""
+    return official_config(Dims.from_official(read_state_dict(source), arch), num_heads)
+
+
+def convert_checkpoint(
+    source: str | Path | Mapping[str, Any], arch: str, num_heads: int | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The converted network (eval mode) and its model config."""
+    state = read_state_dict(source)
+    dims = Dims.from_official(state, arch)
+    config = official_config(dims, num_heads)
+    network = build_network(config)
+    network.load_state_dict(from_official_state(state, network, dims))
+    return network.eval(), config
+
+
 def load_official(
     source: str | Path | Mapping[str, Any], arch: str = "mmcse", *, num_heads: int | None = None
 ) -> nn.Module:
@@ -443,18 +506,6 @@ def load_official(
     naming the keys when the checkpoint does not match ``arch``.
     """
     return convert_checkpoint(source, arch, num_heads)[0]
-
-
-def convert_checkpoint(
-    source: str | Path | Mapping[str, Any], arch: str, num_heads: int | None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The converted network (eval mode) and its model config."""
-    state = read_state_dict(source)
-    dims = Dims.from_official(state, arch)
-    config = compose_model_config(arch, _config_overrides(dims, num_heads))
-    network = build_network(config)
-    network.load_state_dict(from_official_state(state, network, dims))
-    return network.eval(), config
 
 
 def to_official(network: nn.Module, arch: str = "mmcse") -> OrderedDict[str, torch.Tensor]:

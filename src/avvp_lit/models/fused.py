@@ -4,7 +4,7 @@ The plain blocks (``avvp_lit.models.enhancement``) are the reference: they read 
 paper, compile and run in bf16, and every GPU run uses them. This module is an
 optimisation for one case, float32 training on a CPU without ``torch.compile``, where
 it is measured faster and leaner (README, "Benchmarks"); the run selects it there
-(``fused=auto``, see ``avvp_lit.engine.run.prepare_network``) by switching the blocks of a
+(``fused=auto``, see ``avvp_lit.engine.execution``) by switching the blocks of a
 built network to the fused subclasses below (:func:`use_fused`: same parameters,
 state-dict keys and order).
 
@@ -36,6 +36,8 @@ from torch.autograd.function import once_differentiable
 
 from avvp_lit.models.decoupling import BranchDropout
 from avvp_lit.models.enhancement import (
+    LGSF,
+    SECM,
     ClassTokenAttention,
     CrossModalAttention,
     FGSELayer,
@@ -43,6 +45,7 @@ from avvp_lit.models.enhancement import (
     GatedGlobalIntra,
     IntraModalAttention,
     Maps,
+    NoAttention,
     NoGating,
 )
 from avvp_lit.models.precision import float32_backward, float32_forward
@@ -593,6 +596,37 @@ FUSED_BLOCKS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
     BranchDropout: Dropout,
 }
 PLAIN_BLOCKS = {fused: plain for plain, fused in FUSED_BLOCKS.items()}
+# what a fused FGSE layer runs unchanged: its containers and plain layers (exact types)
+RUNS_IN_FUSED_LAYER: frozenset[type[torch.nn.Module]] = frozenset(
+    {
+        SECM,
+        LGSF,
+        NoAttention,
+        torch.nn.Linear,
+        torch.nn.modules.linear.NonDynamicallyQuantizableLinear,
+        torch.nn.LayerNorm,
+        torch.nn.Dropout,
+    }
+)
+
+
+def parts_without_twin(network: torch.nn.Module) -> list[str]:
+    """The blocks inside ``network``'s FGSE layers that the fused layer cannot run: any
+    module there that is neither a block with a fused twin nor one of
+    :data:`RUNS_IN_FUSED_LAYER`, named ``path (class)``. A new SECM or LGSF part written
+    without a twin is listed, and the network then runs its plain blocks
+    (``avvp_lit.engine.execution``): the fused layer reads factored LGSF results that
+    only the twins produce."""
+    known = set(FUSED_BLOCKS) | set(PLAIN_BLOCKS) | RUNS_IN_FUSED_LAYER
+    found = []
+    for name, layer in network.named_modules():
+        if not isinstance(layer, FGSELayer):
+            continue
+        for part_name, part in layer.named_modules():
+            if type(part) not in known:
+                path = ".".join(p for p in (name, part_name) if p)
+                found.append(f"{path} ({type(part).__module__}.{type(part).__qualname__})")
+    return found
 
 
 def use_fused(network: torch.nn.Module, enabled: bool) -> torch.nn.Module:
@@ -600,8 +634,11 @@ def use_fused(network: torch.nn.Module, enabled: bool) -> torch.nn.Module:
     to the plain block, in place; parameters, buffers and state-dict keys are untouched.
 
     A fused FGSE layer expects fused LGSF parts (it reads their factored results), so a
-    network is switched whole, never block by block.
+    network is switched whole, never block by block, and only when
+    :func:`parts_without_twin` finds nothing (else ``ValueError`` naming the parts).
     """
+    if enabled and (missing := parts_without_twin(network)):
+        raise ValueError(f"no fused twin for {', '.join(missing)}")
     table = FUSED_BLOCKS if enabled else PLAIN_BLOCKS
     for module in network.modules():
         target = table.get(type(module))

@@ -23,6 +23,7 @@ import functools
 import importlib
 import inspect
 import pickle
+import pkgutil
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,6 @@ from torch import nn
 from avvp_lit.utils.errors import InputError, first_names, one_line
 
 NETWORK_FILE_FORMAT = "avvp-lit-network"
-BLOCK_MODULES = ("projection", "decoupling", "enhancement", "heads", "networks", "fused")
 HYDRA_KEYS = frozenset({"_target_", "_partial_"})
 STATE_PREFIX = "network."
 KEYS_SHOWN = 5
@@ -60,10 +60,14 @@ def target_name(cls: type) -> str:
 
 @functools.cache
 def project_blocks() -> frozenset[str]:
-    """The ``_target_`` of every ``nn.Module`` class defined in ``avvp_lit.models``."""
+    """The ``_target_`` of every ``nn.Module`` class defined in a module of
+    ``avvp_lit.models`` (every module of the package is read: a new block file needs no
+    registration)."""
+    import avvp_lit.models as package
+
     names = set()
-    for short in BLOCK_MODULES:
-        module = importlib.import_module(f"avvp_lit.models.{short}")
+    for info in pkgutil.iter_modules(package.__path__, prefix=f"{package.__name__}."):
+        module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, nn.Module) and cls.__module__ == module.__name__:
                 names.add(target_name(cls))

@@ -5,7 +5,7 @@
 - Lightning's tips advertising its cloud products ("litlogger" when a Trainer is built,
   "litmodels" when a checkpoint callback is), each starting with "💡 Tip".
 The W&B "anonymous setting" warning is avoided where the logger is made
-(:func:`avvp_lit.engine.dashboard.wandb_logger`).
+(:func:`avvp_lit.engine.loggers.wandb_logger`).
 """
 
 from __future__ import annotations

@@ -1,15 +1,32 @@
-"""The figure of an ablation sweep (``ablation.png``)."""
+"""The figure of an ablation sweep (``ablation.png``), drawn from plain per-variant
+numbers (:class:`VariantBars`) that :mod:`avvp_lit.analysis.ablation` computes."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from avvp_lit.analysis.ablation import AblationReport
 from avvp_lit.metrics.functional import LEVEL_TITLES, level_metrics, short_title
+
+
+@dataclass(frozen=True)
+class VariantBars:
+    """One variant's bars: per metric name the mean and std over seeds, and the Δ from
+    the reference with its interval bounds (NaN where there is none)."""
+
+    label: str
+    mean: Mapping[str, float]
+    std: Mapping[str, float]
+    delta: Mapping[str, float]
+    low: Mapping[str, float]
+    high: Mapping[str, float]
+    has_interval: bool
+    is_reference: bool
 
 
 def _colors(count: int) -> list[Any]:
@@ -22,7 +39,7 @@ def _colors(count: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(count)]
 
 
-def ablation_figure(report: AblationReport) -> Figure:
+def ablation_figure(variants: Sequence[VariantBars], *, title: str) -> Figure:
     """Grouped bars, one group per metric and one bar per variant.
 
     Left column: mean ± std over seeds (segment level on top, event level below).
@@ -30,14 +47,13 @@ def ablation_figure(report: AblationReport) -> Figure:
     the small differences an ablation is about are visible; a hatched bar has no
     interval (Δ of the means).
     """
-    variants = report.variants
     count = len(variants)
     width = min(0.8 / max(count, 1), 0.25)
     fig = Figure(figsize=(16, 9.5), layout="constrained")
     axes = fig.subplots(2, 2, gridspec_kw={"width_ratios": [1.15, 1]})
     others = iter(_colors(count - 1))  # the reference row in dark grey, the others coloured
-    colors = ["#3b3b3b" if v is report.reference else next(others) for v in variants]
-    ref = report.reference.label
+    colors = ["#3b3b3b" if v.is_reference else next(others) for v in variants]
+    ref = next(v.label for v in variants if v.is_reference)
     for row, (level, level_title) in enumerate(LEVEL_TITLES.items()):
         names = level_metrics(level)
         x = np.arange(len(names))
@@ -49,14 +65,14 @@ def ablation_figure(report: AblationReport) -> Figure:
                 x + offset, means, width, yerr=stds, color=colors[i], label=v.label,
                 capsize=2, error_kw={"elinewidth": 0.8},
             )  # fmt: skip
-            if v is report.reference:
+            if v.is_reference:
                 continue
-            deltas = np.array([v.delta(n) for n in names])
-            bounds = np.array([v.bounds(n) for n in names])  # (5, 2)
-            errors = np.nan_to_num(np.stack([deltas - bounds[:, 0], bounds[:, 1] - deltas]))
+            deltas = np.array([v.delta[n] for n in names])
+            low, high = np.array([v.low[n] for n in names]), np.array([v.high[n] for n in names])
+            errors = np.nan_to_num(np.stack([deltas - low, high - deltas]))
             axes[row, 1].bar(
                 x + offset, deltas, width, yerr=errors, color=colors[i], capsize=2,
-                error_kw={"elinewidth": 0.8}, hatch=None if v.interval is not None else "//",
+                error_kw={"elinewidth": 0.8}, hatch=None if v.has_interval else "//",
             )  # fmt: skip
         for col in (0, 1):
             ax = axes[row, col]
@@ -70,15 +86,9 @@ def ablation_figure(report: AblationReport) -> Figure:
         axes[row, 1].set_ylabel(f"Δ F-score vs {ref} (points)")
         axes[row, 1].set_title(f"{level_title}: Δ from {ref}, 95% interval (seeds × videos)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    seeds = sorted({v.n for v in variants})
     fig.legend(
         handles, labels, loc="outside lower center", ncols=min(count, 5), frameon=False,
         fontsize=10,
     )  # fmt: skip
-    failed = len(report.failed)
-    fig.suptitle(
-        f"{report.sweep_dir.name}: {count} variants, {'/'.join(map(str, seeds))} seeds each"
-        + (f", {failed} failed job{'s' * (failed > 1)} not included" if failed else ""),
-        fontsize=14,
-    )
+    fig.suptitle(title, fontsize=14)
     return fig
