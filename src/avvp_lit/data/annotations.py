@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -387,3 +388,25 @@ def load_split(root: Path, split: str, audio_labels: str = "pre2024") -> SplitAn
         gt_visual=gt_visual,
         files=files,
     )
+
+
+def shared_videos(splits: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], list[str]]:
+    """Videos listed in two splits, per pair of splits in the given order (sorted ids):
+    a model scored on videos it trained or was selected on reports inflated numbers."""
+    names = list(splits)
+    shared = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            common = sorted(set(splits[a]) & set(splits[b]))
+            if common:
+                shared[(a, b)] = common
+    return shared
+
+
+def split_feature_ids(root: Path) -> dict[str, list[str]]:
+    """The feature ids of every split file present in ``root`` (weak labels only)."""
+    return {
+        split: [feature_id(name) for name in read_weak_labels(root / file).filenames]
+        for split, file in SPLIT_FILES.items()
+        if (root / file).is_file()
+    }

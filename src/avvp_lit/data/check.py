@@ -32,6 +32,7 @@ from avvp_lit.data.annotations import (
     md5sum,
     read_dense_labels,
     read_weak_labels,
+    shared_videos,
 )
 from avvp_lit.data.features import FEATURE_SETS, FeatureError
 from avvp_lit.data.pack import complete_feature_set
@@ -224,15 +225,9 @@ def check_features(root: Path, *, progress: bool = True) -> tuple[list[tuple[str
         rows.append(("bad feature", f"... and {len(bad) - BAD_SHOWN} more"))
     if bad:
         problems.append(f"{len(bad)} videos with unreadable or invalid features")
-    names = list(splits)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            shared = sorted(set(splits[a]) & set(splits[b]))
-            if shared:
-                rows.append(
-                    (f"shared {a}/{b}", f"{len(shared)} videos: {first_names(shared, BAD_SHOWN)}")
-                )
-                problems.append(f"{len(shared)} videos in both {a} and {b}")
+    for (a, b), shared in shared_videos(splits).items():
+        rows.append((f"shared {a}/{b}", f"{len(shared)} videos: {first_names(shared, BAD_SHOWN)}"))
+        problems.append(f"{len(shared)} videos in both {a} and {b}")
     return rows, problems
 
 

@@ -19,7 +19,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from avvp_lit.data.annotations import SplitAnnotations, load_split
+from avvp_lit.data.annotations import (
+    SplitAnnotations,
+    load_split,
+    shared_videos,
+    split_feature_ids,
+)
 from avvp_lit.data.features import FeatureError, FeatureSet
 from avvp_lit.data.stores import ON_MISSING, FeatureStore, open_store
 from avvp_lit.utils.errors import first_names
@@ -65,6 +70,18 @@ def drop_missing(
         gt_visual=select(annotations.gt_visual),
         files=annotations.files,
     )
+
+
+def warn_shared_videos(root: Path) -> None:
+    """Warn (once per pair of splits) when a video is listed in two split files: the
+    run trains, selects or tests on it twice (``avvp-data check`` reports it too)."""
+    for (a, b), shared in shared_videos(split_feature_ids(root)).items():
+        warnings.warn(
+            f"{root}: {len(shared)} videos are in both the {a} and the {b} split "
+            f"({first_names(shared, MISSING_SHOWN)}); numbers on {b} include videos the "
+            f"model saw in {a}",
+            stacklevel=2,
+        )
 
 
 class LLPDataset(Dataset):
@@ -305,6 +322,8 @@ class LLPDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": (self.test_split,)}
+        if stage in ("fit", None):
+            warn_shared_videos(self.root)
         for name in wanted.get(stage or "", ("train", "val", "test")):
             self.split(name)
 

@@ -40,6 +40,11 @@ class Modality:
             raise FeatureError(f"{where}: shape {tuple(array.shape)}, expected {self.shape}")
         if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
             raise FeatureError(f"{where}: dtype {array.dtype} cannot be cast to float32")
+        if np.issubdtype(array.dtype, np.complexfloating):
+            raise FeatureError(
+                f"{where}: dtype {array.dtype} is complex; features must be real numbers "
+                "(casting to float32 would drop the imaginary part)"
+            )
         out = array.astype(np.float32, copy=False)
         if not np.isfinite(out).all():
             bad = int((~np.isfinite(out)).sum())

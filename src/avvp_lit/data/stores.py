@@ -113,6 +113,7 @@ class H5Store(FeatureStore):
                         f"{self.path}: no '{H5_IDS}' dataset (not an avvp-pack store)"
                     )
                 ids = [i.decode() if isinstance(i, bytes) else str(i) for i in handle[H5_IDS][()]]
+                shapes = {key: handle[key].shape for key in handle if key != H5_IDS}
         except OSError as error:
             reason = one_line(error)
             raise FeatureError(f"{self.path}: not a readable HDF5 file ({reason})") from None
@@ -122,9 +123,28 @@ class H5Store(FeatureStore):
                 f"{self.path}: holds feature set {stored!r}, but {requested!r} was requested"
             )
         self.feature_set = get_feature_set(stored)
+        self._check_layout(len(ids), shapes)
         self._row = {video: row for row, video in enumerate(ids)}
         self._handle: h5py.File | None = None
         self._pid: int | None = None
+
+    def _check_layout(self, videos: int, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Every modality's dataset holds one row per id, of the declared shape: a store
+        whose arrays disagree with its ``ids`` is refused when it opens, not video by
+        video."""
+        for modality in self.feature_set.modalities:
+            where = f"{self.path}: dataset '{modality.key}' ({modality.folder})"
+            shape = shapes.get(modality.key)
+            if shape is None:
+                raise FeatureError(f"{where} is missing")
+            if tuple(shape[1:]) != modality.shape:
+                raise FeatureError(
+                    f"{where} has rows of shape {tuple(shape[1:])}, expected {modality.shape}"
+                )
+            if shape[0] != videos:
+                raise FeatureError(
+                    f"{where} has {shape[0]} rows but '{H5_IDS}' names {videos} videos"
+                )
 
     @property
     def location(self) -> str:

@@ -92,6 +92,17 @@ class RunCheckpoint(ModelCheckpoint):
         super().on_train_epoch_end(trainer, pl_module)
         self._save_last_if_skipped(trainer, eligible)
 
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A run resumed from a checkpoint with no epoch left to train (into a new
+        directory, say; Lightning then skips the training hooks) still leaves its own
+        ``last.ckpt``, so it can be continued from its own folder like every finished run."""
+        super().on_fit_end(trainer, pl_module)
+        if trainer.interrupted or trainer.fast_dev_run or not self.save_last or not self.dirpath:
+            return
+        last = Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+        if not last.exists():
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old_dir = state_dict.get("dirpath", self.dirpath)
         if self.dirpath is None or old_dir == self.dirpath:

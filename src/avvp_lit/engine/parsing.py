@@ -34,7 +34,7 @@ from avvp_lit.inference import Source, binarize_time_major, open_source, run_net
 from avvp_lit.metrics import protocol_dict
 from avvp_lit.models.loading import read_network
 from avvp_lit.utils.atomic import atomic_write_bytes
-from avvp_lit.utils.errors import ConfigError, first_names
+from avvp_lit.utils.errors import ConfigError, InputError, first_names
 from avvp_lit.utils.progress import report_line
 
 CSV_COLUMNS: tuple[str, ...] = ("filename", "class", "modality", "onset", "offset", "score")
@@ -184,14 +184,27 @@ def _check_feature_set(source: Source, network_config: Mapping[str, Any] | None)
 
 
 def _device(name: str) -> str:
+    """``device`` as torch names it: ``cpu``, ``cuda`` or ``cuda:N`` (present), or ``auto``."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    refused = ConfigError(f"device={name!r} is not allowed; choose cpu, cuda, cuda:N or auto")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise refused from None
+    if device.type not in ("cpu", "cuda"):
+        raise refused
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r}: no CUDA device here; choose cpu or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device={name!r}: this machine has {torch.cuda.device_count()} GPUs")
+    return str(device)
 
 
 def parse_videos(cfg: DictConfig) -> dict[str, Any]:
     """Parse every video of ``cfg.input`` with ``cfg.ckpt``; returns summary.json's content."""
     validate_values(cfg)
+    device = _device(str(cfg.get("device", "cpu")))
     metrics = OmegaConf.to_container(cfg.metrics, resolve=True)
     protocol = protocol_dict(**metrics)
     loaded = read_network(cfg.ckpt, trusted=tuple(cfg.get("trusted_blocks") or ()))
@@ -201,11 +214,13 @@ def parse_videos(cfg: DictConfig) -> dict[str, Any]:
         cfg.input, split=cfg.split, feature_set=feature_set, store_kind=cfg.get("store", "auto")
     )
     _check_feature_set(source, network_config)
+    if not source.filenames:
+        raise ConfigError(f"input={cfg.input}: no videos found in it")
     parsed = run_network(
         network,
         source,
         batch_size=int(cfg.batch_size),
-        device=_device(cfg.get("device", "cpu")),
+        device=device,
         progress=bool(cfg.get("progress", True)),
     )
     pred_audio, pred_visual = binarize_time_major(parsed.probabilities, metrics)
@@ -227,6 +242,11 @@ def parse_videos(cfg: DictConfig) -> dict[str, Any]:
     }
     write_outputs(out, records, summary)
     _report(summary, out)
+    if not parsed.filenames:
+        raise InputError(
+            f"input={cfg.input}: none of its {len(source.filenames)} videos could be parsed "
+            f"(reasons in {out / 'skipped.txt'})"
+        )
     return summary
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from avvp_lit.data.annotations import AUDIO_LABEL_FILES
 from avvp_lit.data.features import FEATURE_SETS
@@ -14,6 +15,9 @@ from avvp_lit.data.stores import ON_MISSING, STORE_KINDS
 from avvp_lit.engine.execution import validate_execution
 from avvp_lit.metrics import GATINGS
 from avvp_lit.utils.errors import ConfigError, one_line
+
+# the groups a run builds objects from, resolved whole before any work
+RESOLVED_GROUPS = ("data", "model", "loss", "optimizer", "scheduler", "metrics", "trainer")
 
 
 def _require_choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
@@ -83,8 +87,27 @@ def validate_values(cfg: DictConfig) -> None:
             raise ConfigError(f"metrics: {error}") from None
 
 
+def check_resolvable(cfg: DictConfig, groups: tuple[str, ...] = RESOLVED_GROUPS) -> None:
+    """Every interpolation of the run's groups resolves: a broken one (``data.synthetic=null``
+    while ``data.root`` is the generator's default folder) is a named config error, not
+    OmegaConf's traceback when the data module is built."""
+    for group in groups:
+        if group not in cfg:
+            continue
+        try:
+            OmegaConf.to_container(cfg[group], resolve=True)
+        except OmegaConfBaseException as error:
+            key = getattr(error, "full_key", None) or group
+            reason = one_line(str(getattr(error, "msg", error)).split("full_key:")[0], 240)
+            hint = ""
+            if key == "data.root" and OmegaConf.select(cfg, "data.synthetic") is None:
+                hint = " (data.synthetic=null switches the generator off: give data.root=DIR)"
+            raise ConfigError(f"{key} does not resolve: {reason}{hint}") from None
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Fail before any work on values whose mistakes would otherwise surface late."""
+    check_resolvable(cfg)
     validate_values(cfg)
     _require_choice(cfg, "data.feature_set", tuple(FEATURE_SETS))
     _require_choice(cfg, "data.audio_labels", tuple(AUDIO_LABEL_FILES))

@@ -81,6 +81,8 @@ def load_predictions(path: Path) -> dict[str, np.ndarray]:
         )
     fields["filenames"] = filenames.astype(str)
     count = len(filenames)
+    if count == 0:
+        raise PredictionFileError(f"{path}: holds no videos (field 'filenames' is empty)")
     for name, tail in PREDICTION_SHAPES.items():
         _check_probabilities(path, name, fields[name], (count, *tail), fields["filenames"])
     return fields

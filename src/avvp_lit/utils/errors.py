@@ -55,11 +55,27 @@ def first_names(names: Sequence[object], shown: int = 5, total: int | None = Non
     return head + (f", ... ({total - shown} more)" if total > shown else "")
 
 
+WORKER_TRACEBACK = "Original Traceback (most recent call last):"
+
+
+def own_message(error: BaseException) -> str:
+    """The error's own message. An error raised in a DataLoader worker reaches the main
+    process re-created with torch's whole worker traceback as its text (``Caught
+    FeatureError in DataLoader worker process 0. Original Traceback ...``); its own
+    message is the traceback's last line, after the exception's name."""
+    text = str(error)
+    if WORKER_TRACEBACK not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    marker = f"{type(error).__name__}: "
+    return last.split(marker, 1)[1] if marker in last else last
+
+
 def describe(error: BaseException) -> str:
     """One line for a named error: the message, or for an OS error its file and reason."""
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         return f"{error.filename}: {error.strerror}"
-    return one_line(error)
+    return " ".join(own_message(error).split()) or type(error).__name__
 
 
 def report_input_error(program: str, error: BaseException) -> None:
