@@ -160,6 +160,7 @@ def test_avvp_convert_cli_on_golden_checkpoint(golden_dir, tmp_path):
         ("mmcse_clip", "mmcse", ["+model=mmcse"]),
         ("mmcse_han", "mmcse", ["+model=mmcse", "model/projection=han"]),
         ("han", "han", ["+model=han"]),
+        ("valor_pp", "valor", ["+model=valor"]),
     ],
 )
 def test_the_original_networks_are_the_packaged_model_configs(golden_dir, golden, arch, composed):

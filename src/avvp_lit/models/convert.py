@@ -1,9 +1,9 @@
 """Checkpoints of the original implementations <-> this project's networks: the key maps.
 
 - :class:`Dims` reads the sizes of a released state dict (MM-CSE ``checkpoint_best.pth``,
-  HAN ``MMIL_Net.pt``; a bare state dict or one wrapped under ``model``/``state_dict``/...,
-  ``module.`` prefixes stripped): HAN vs CLAP audio, 80-frame vs per-second visual,
-  hidden/class widths, layers, classes.
+  HAN ``MMIL_Net.pt``, VALOR ``checkpoint_best.pt``; a bare state dict or one wrapped
+  under ``model``/``state_dict``/..., ``module.`` prefixes stripped): HAN vs CLAP audio,
+  80-frame vs per-second visual, hidden/class widths, layers, classes.
 - :func:`from_official_state` maps the original weights into our network (the per-class
   branches and heads of the original become our stacked tensors); :func:`to_official`
   is the reverse mapping.
@@ -15,7 +15,8 @@
 
 Modules the original forward passes never use are skipped when loading: HAN's
 ``audio_encoder``, ``visual_encoder``, ``cmt_encoder`` and ``hat_encoder.norm1/2``, and
-MM-CSE's ``av_enhance.final_norm_a/v``. :func:`to_official` writes them back (so the
+MM-CSE's ``av_enhance.final_norm_a/v``, and VALOR's ``hat_encoder.final_norm_a/v`` under
+``post_norm`` (VALOR++). :func:`to_official` writes them back (so the
 original classes load the result with ``strict=True``) filled with a fresh
 initialisation (LayerNorm weight 1, everything else 0): their values cannot matter.
 Every other key is mapped; anything unexpected or missing is an error naming the keys.
@@ -34,7 +35,13 @@ import torch
 from torch import nn
 
 from avvp_lit.models.decoupling import ClassAwareDecoupling
-from avvp_lit.models.enhancement import LGSF, SECM, HybridAttentionLayer
+from avvp_lit.models.enhancement import (
+    LGSF,
+    SECM,
+    AlternatingStack,
+    HybridAttentionLayer,
+    PreNormHybridAttentionLayer,
+)
 from avvp_lit.models.heads import ClassSpecificHeads, MMILPooling, SharedHeads
 from avvp_lit.models.loading import NETWORK_FILE_FORMAT, build_network, load_payload, target_name
 from avvp_lit.models.networks import ClassWiseParsingNetwork, HolisticParsingNetwork
@@ -48,11 +55,12 @@ from avvp_lit.models.projection import (
 from avvp_lit.utils.atomic import atomic_path
 from avvp_lit.utils.errors import InputError
 
-ARCHS = ("mmcse", "han")
+ARCHS = ("mmcse", "han", "valor")
+NORMS = ("post_norm", "pre_norm")  # VALOR's norm_where, not recorded in the weights
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "network", "net")
 CLAP_AUDIO_DIM = 768  # MM-CSE treats a 768-wide audio input as the CLAP feature map
 RESNET_VISUAL_DIM = 2048  # 80 ResNet-152 frames, pooled 8 per second
-DEFAULT_HEADS = {"mmcse": 8, "han": 1}  # not recorded in the weights
+DEFAULT_HEADS = {"mmcse": 8, "han": 1, "valor": 8}  # not recorded in the weights
 ORIGINAL_DROPOUT = 0.1  # every dropout of both released networks
 
 
@@ -132,11 +140,18 @@ class Dims:
     ffn_dim: int
     class_dim: int = 0  # MM-CSE only
     num_branches: int = 0  # MM-CSE only: classes + background
+    norm_where: str = "post_norm"  # VALOR only
 
     @classmethod
-    def from_official(cls, state: Mapping[str, torch.Tensor], arch: str) -> Dims:
+    def from_official(
+        cls, state: Mapping[str, torch.Tensor], arch: str, norm_where: str = "post_norm"
+    ) -> Dims:
+        """``norm_where`` (VALOR: ``post_norm`` as VALOR++, or ``pre_norm``) is not
+        recorded in the weights."""
         if arch not in ARCHS:
             raise ConversionError(f"arch={arch!r}: choose one of {ARCHS}")
+        if norm_where not in NORMS:
+            raise ConversionError(f"norm_where={norm_where!r}: choose one of {NORMS}")
         fc_a = _require(state, "fc_a.weight", arch)
         common = {
             "arch": arch,
@@ -145,12 +160,13 @@ class Dims:
             "motion_dim": _require(state, "fc_st.weight", arch).shape[1],
             "hidden_dim": fc_a.shape[0],
         }
-        if arch == "han":
+        if arch in ("han", "valor"):
             return cls(
                 **common,
                 num_classes=_require(state, "fc_prob.weight", arch).shape[0],
                 num_layers=_count(state, r"hat_encoder\.layers\.(\d+)\."),
                 ffn_dim=_require(state, "hat_encoder.layers.0.linear1.weight", arch).shape[0],
+                norm_where=norm_where if arch == "valor" else "post_norm",
             )
         return cls(
             **common,
@@ -183,8 +199,13 @@ class Dims:
             "num_layers": _count(state, r"enhancement\.layers\.(\d+)\."),
             "ffn_dim": get("enhancement.layers.0.linear1.weight").shape[0],
         }
-        if arch == "han":
-            return cls(**common, num_classes=get("heads.fc_prob.weight").shape[0])
+        if arch in ("han", "valor"):
+            pre_norm = arch == "valor" and "enhancement.final_norm_a.weight" in state
+            return cls(
+                **common,
+                num_classes=get("heads.fc_prob.weight").shape[0],
+                norm_where="pre_norm" if pre_norm else "post_norm",
+            )
         branches = get("decoupling.audio.branches.first.weight")
         return cls(
             **common,
@@ -300,6 +321,27 @@ def _han_entries(d: Dims) -> Iterator[Entry]:
     yield from _layer_norm("hat_encoder.norm2", None, h)
 
 
+def _valor_entries(d: Dims) -> Iterator[Entry]:
+    """The released VALOR state dict, key by key, in its order: HAN's heads, projection
+    and encoder layers, then the encoder's final norms, used only under ``pre_norm``."""
+    h, k = d.hidden_dim, d.num_classes
+    for name in ("fc_prob", "fc_frame_att", "fc_av_att"):
+        yield from _linear(name, f"heads.{name}", k, h)
+    yield from _projection(d)
+    for i in range(d.num_layers):
+        src, dst = f"hat_encoder.layers.{i}", f"enhancement.layers.{i}"
+        yield from _attention(f"{src}.self_attn", f"{dst}.self_attn", h)
+        yield from _attention(f"{src}.cm_attn", f"{dst}.cm_attn", h)
+        yield from _linear(f"{src}.linear1", f"{dst}.linear1", d.ffn_dim, h)
+        yield from _linear(f"{src}.linear2", f"{dst}.linear2", h, d.ffn_dim)
+        yield from _layer_norm(f"{src}.norm1", f"{dst}.norm1", h)
+        yield from _layer_norm(f"{src}.norm2", f"{dst}.norm2", h)
+    used = d.norm_where == "pre_norm"
+    for m in ("a", "v"):
+        ours = f"enhancement.final_norm_{m}" if used else None
+        yield from _layer_norm(f"hat_encoder.final_norm_{m}", ours, h)
+
+
 # Prefixes of modules the original forward never uses (ignored whatever their layout).
 UNUSED_PREFIXES = {
     "han": (
@@ -310,12 +352,20 @@ UNUSED_PREFIXES = {
         "hat_encoder.norm2.",
     ),
     "mmcse": ("av_enhance.final_norm_a.", "av_enhance.final_norm_v."),
+    "valor": ("hat_encoder.final_norm_a.", "hat_encoder.final_norm_v."),  # post_norm
 }
+ENTRIES = {"mmcse": _mmcse_entries, "han": _han_entries, "valor": _valor_entries}
+
+
+def unused_prefixes(dims: Dims) -> tuple[str, ...]:
+    if dims.arch == "valor" and dims.norm_where == "pre_norm":
+        return ()
+    return UNUSED_PREFIXES[dims.arch]
 
 
 def official_entries(dims: Dims) -> list[Entry]:
     """Every key of the original state dict for these sizes, in the original order."""
-    return list(_mmcse_entries(dims) if dims.arch == "mmcse" else _han_entries(dims))
+    return list(ENTRIES[dims.arch](dims))
 
 
 # ----------------------------------------------------------------------- model config
@@ -358,7 +408,7 @@ def official_config(dims: Dims, num_heads: int | None = None) -> dict[str, Any]:
     these sizes, in this project's blocks: what ``model=<arch>`` composes at the
     released sizes (``tests/test_convert.py`` holds the two equal), written out here so
     that the models never compose the app config. ``num_heads`` is not stored in the
-    weights: MM-CSE uses 8, HAN 1 (the defaults)."""
+    weights: MM-CSE and VALOR use 8, HAN 1 (the defaults)."""
     heads = num_heads or DEFAULT_HEADS[dims.arch]
     projection = _projection_config(dims)
     common = {
@@ -370,20 +420,24 @@ def official_config(dims: Dims, num_heads: int | None = None) -> dict[str, Any]:
         "projection": projection,
         "pooling": _block(MMILPooling),
     }
-    if dims.arch == "han":
-        return _block(
-            HolisticParsingNetwork,
-            **common,
-            enhancement=_block(
-                HybridAttentionLayer,
+    if dims.arch in ("han", "valor"):
+        pre_norm = dims.norm_where == "pre_norm"
+        layer = PreNormHybridAttentionLayer if pre_norm else HybridAttentionLayer
+        holistic = {
+            "enhancement": _block(
+                layer,
                 _partial_=True,
                 dim=dims.hidden_dim,
                 num_heads=heads,
                 ffn_dim=dims.ffn_dim,
                 dropout=ORIGINAL_DROPOUT,
             ),
-            heads=_block(SharedHeads, dim=dims.hidden_dim, num_classes=dims.num_classes),
-        )
+            "heads": _block(SharedHeads, dim=dims.hidden_dim, num_classes=dims.num_classes),
+        }
+        if dims.arch == "valor":  # audio, then visual from the updated audio
+            final = dims.hidden_dim if pre_norm else None
+            holistic["stack"] = _block(AlternatingStack, _partial_=True, final_norm_dim=final)
+        return _block(HolisticParsingNetwork, **common, **holistic)
     if dims.num_branches != dims.num_classes + 1:
         raise ConversionError(
             f"{dims.num_branches} a_unmix branches for {dims.num_classes} classes: "
@@ -423,9 +477,10 @@ def official_config(dims: Dims, num_heads: int | None = None) -> dict[str, Any]:
 # ------------------------------------------------------------------------- converting
 
 
-def _check_keys(state: Mapping[str, torch.Tensor], entries: Sequence[Entry], arch: str) -> None:
+def _check_keys(state: Mapping[str, torch.Tensor], entries: Sequence[Entry], dims: Dims) -> None:
+    arch = dims.arch
     known = {e.official for e in entries}
-    unused = UNUSED_PREFIXES[arch]
+    unused = unused_prefixes(dims)
     unexpected = [k for k in state if k not in known and not k.startswith(unused)]
     missing = [e.official for e in entries if e.ours is not None and e.official not in state]
     if unexpected or missing:
@@ -444,7 +499,7 @@ def from_official_state(
 ) -> OrderedDict[str, torch.Tensor]:
     """Our state dict for ``network`` holding the original weights ``state``."""
     entries = official_entries(dims)
-    _check_keys(state, entries, dims.arch)
+    _check_keys(state, entries, dims)
     ours = OrderedDict((k, v.detach().clone()) for k, v in network.state_dict().items())
     slots: dict[str, int] = {}
     for e in entries:
@@ -477,19 +532,28 @@ def _slot_count(entries: Sequence[Entry], key: str, tensor: torch.Tensor) -> int
 
 
 def official_model_config(
-    source: str | Path | Mapping[str, Any], arch: str = "mmcse", *, num_heads: int | None = None
+    source: str | Path | Mapping[str, Any],
+    arch: str = "mmcse",
+    *,
+    num_heads: int | None = None,
+    norm_where: str = "post_norm",
 ) -> dict[str, Any]:
     """The model config of a released checkpoint's network (:func:`official_config` for
     the sizes its weights show)."""
-    return official_config(Dims.from_official(read_state_dict(source), arch), num_heads)
+    dims = Dims.from_official(read_state_dict(source), arch, norm_where)
+    return official_config(dims, num_heads)
 
 
 def convert_checkpoint(
-    source: str | Path | Mapping[str, Any], arch: str, num_heads: int | None = None
+    source: str | Path | Mapping[str, Any],
+    arch: str,
+    num_heads: int | None = None,
+    norm_where: str = "post_norm",
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The converted network (eval mode) and its model config."""
+    """The converted network (eval mode) and its model config (``norm_where``: VALOR's
+    ``post_norm`` (VALOR++) or ``pre_norm``, which the weights do not record)."""
     state = read_state_dict(source)
-    dims = Dims.from_official(state, arch)
+    dims = Dims.from_official(state, arch, norm_where)
     config = official_config(dims, num_heads)
     network = build_network(config)
     network.load_state_dict(from_official_state(state, network, dims))
@@ -497,7 +561,11 @@ def convert_checkpoint(
 
 
 def load_official(
-    source: str | Path | Mapping[str, Any], arch: str = "mmcse", *, num_heads: int | None = None
+    source: str | Path | Mapping[str, Any],
+    arch: str = "mmcse",
+    *,
+    num_heads: int | None = None,
+    norm_where: str = "post_norm",
 ) -> nn.Module:
     """Our network holding a released checkpoint's weights, in eval mode (see the module
     docstring).
@@ -505,7 +573,7 @@ def load_official(
     ``source``: a path or a (possibly wrapped) state dict. Raises :class:`ConversionError`
     naming the keys when the checkpoint does not match ``arch``.
     """
-    return convert_checkpoint(source, arch, num_heads)[0]
+    return convert_checkpoint(source, arch, num_heads, norm_where)[0]
 
 
 def to_official(network: nn.Module, arch: str = "mmcse") -> OrderedDict[str, torch.Tensor]:

@@ -15,6 +15,11 @@ FGSE layer (docs/avvp.md §5.3), switchable parts chosen by config:
   ``intra`` (:class:`GatedGlobalIntra`) and ``cross`` (:class:`GatedGlobalCross`), or
   :class:`NoGating`, which passes the SECM stream through.
 
+Holistic layers (HAN, VALOR): :class:`HybridAttentionLayer` (post-norm) and
+:class:`PreNormHybridAttentionLayer`, stacked by :class:`LayerStack` (HAN: both
+modalities from the layer inputs) or :class:`AlternatingStack` (VALOR: audio first, then
+visual from the updated audio).
+
 Everything here is plain PyTorch, so ``torch.compile`` traces a layer as one graph and
 autocast runs it in bf16. ``avvp_lit.models.fused`` has an optional CPU fast path with
 the same parameters (see ``model.fused``).
@@ -230,10 +235,12 @@ class LayerStack(nn.Module):
 
 
 class HybridAttentionLayer(nn.Module):
-    """HAN's hybrid attention layer (docs/avvp.md §4), shared by both modalities.
+    """HAN's hybrid attention layer (docs/avvp.md §4), shared by both modalities; VALOR's
+    encoder layer in its ``post_norm`` form.
 
     ``q1 = LN1(q + drop(attn_cross(q, o, o)) + drop(attn_self(q, q, q)))``,
     ``q2 = LN2(q1 + drop(W2 drop(relu(W1 q1))))``; z (2, B, T, H) -> same, no maps.
+    :meth:`attend` updates one modality (query q, other modality o, (N, T, H) each).
     """
 
     def __init__(self, *, dim: int, num_heads: int, ffn_dim: int, dropout: float) -> None:
@@ -249,12 +256,61 @@ class HybridAttentionLayer(nn.Module):
         self.dropout_self = nn.Dropout(dropout)
         self.dropout_ffn = nn.Dropout(dropout)
 
-    def forward(self, z: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, Maps]:
-        q = z.flatten(0, 1)  # (2B, T, H)
-        o = z.flip(0).flatten(0, 1)  # the other modality, (2B, T, H)
-        cross = self.cm_attn(q, o, o, need_weights=False)[0]
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.dropout(F.relu(self.linear1(x))))  # (N, T, H)
+
+    def attend(self, q: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        cross = self.cm_attn(q, o, o, need_weights=False)[0]  # (N, T, H)
         self_ = self.self_attn(q, q, q, need_weights=False)[0]
         q1 = self.norm1(q + self.dropout_cross(cross) + self.dropout_self(self_))
-        ffn = self.linear2(self.dropout(F.relu(self.linear1(q1))))
-        q2 = self.norm2(q1 + self.dropout_ffn(ffn))
-        return q2.view_as(z), {}
+        return self.norm2(q1 + self.dropout_ffn(self.feed_forward(q1)))
+
+    def forward(self, z: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, Maps]:
+        q = z.flatten(0, 1)  # (2B, T, H): both modalities as queries at once
+        o = z.flip(0).flatten(0, 1)  # the other modality of each, (2B, T, H)
+        return self.attend(q, o).view_as(z), {}
+
+
+class PreNormHybridAttentionLayer(HybridAttentionLayer):
+    """VALOR's encoder layer in its ``pre_norm`` form (same parameters): the query is
+    normalised before the attentions (keys and values of the other modality are not),
+    the residual stream before the feed-forward block, and nothing after a residual.
+
+    ``n = LN1(q)``; ``q1 = q + drop(attn_cross(n, o, o)) + drop(attn_self(n, n, n))``;
+    ``q2 = q1 + drop(W2 drop(relu(W1 LN2(q1))))``. Stacks of it end with final norms
+    (:class:`AlternatingStack` ``final_norm_dim``).
+    """
+
+    def attend(self, q: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        n = self.norm1(q)  # (N, T, H)
+        cross = self.cm_attn(n, o, o, need_weights=False)[0]
+        self_ = self.self_attn(n, n, n, need_weights=False)[0]
+        q1 = q + self.dropout_cross(cross) + self.dropout_self(self_)
+        return q1 + self.dropout_ffn(self.feed_forward(self.norm2(q1)))
+
+
+class AlternatingStack(nn.Module):
+    """VALOR's encoder: at each layer audio is updated from (audio, visual), then visual
+    from (visual, the audio just updated), one layer's weights serving both modalities.
+    (HAN's :class:`LayerStack` updates both from the layer's inputs at once.)
+
+    ``final_norm_dim``: a LayerNorm per modality after the last layer (for pre-norm
+    layers), or ``None`` for none. ``layers`` provide ``attend(q, o)``; z (2, B, T, H)
+    -> same, no maps.
+    """
+
+    def __init__(self, *, layers: Sequence[nn.Module], final_norm_dim: int | None = None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        if final_norm_dim is not None:
+            self.final_norm_a = nn.LayerNorm(final_norm_dim)
+            self.final_norm_v = nn.LayerNorm(final_norm_dim)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, Maps]:
+        a, v = z.unbind(0)  # (B, T, H) each
+        for layer in self.layers:
+            a = layer.attend(a, v)
+            v = layer.attend(v, a)
+        if hasattr(self, "final_norm_a"):
+            a, v = self.final_norm_a(a), self.final_norm_v(v)
+        return torch.stack([a, v]), {}

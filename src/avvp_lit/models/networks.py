@@ -1,6 +1,7 @@
-"""The two network compositions: class-wise (MM-CSE) and holistic (HAN).
+"""The two network compositions: class-wise (MM-CSE) and holistic (HAN, VALOR).
 
-Both are assembled from blocks by Hydra (``conf/model/mmcse.yaml``, ``conf/model/han.yaml``);
+Both are assembled from blocks by Hydra (``conf/model/mmcse.yaml``, ``conf/model/han.yaml``,
+``conf/model/valor.yaml``);
 ablations swap blocks (``model/decoupling=shared``, ``model/secm=none``, ...), never flags
 inside a forward pass. ``forward(audio, visual, visual_st)`` returns a :class:`ParsingOutput`.
 """
@@ -122,9 +123,11 @@ class HolisticParsingNetwork(ParsingNetwork):
     """HAN (docs/avvp.md §4): projection -> hybrid attention layers on one feature per second
     -> shared heads -> attentive MMIL pooling.
 
-    ``enhancement`` is a layer factory (called ``num_layers`` times; HAN uses 1).
-    ``frame_logits`` are the pre-sigmoid per-second logits; there are no class-token
-    attention maps.
+    ``enhancement`` is a layer factory (called ``num_layers`` times; HAN uses 1);
+    ``stack`` builds the layer stack from the layers (``stack(layers=...)``; default
+    :class:`~avvp_lit.models.enhancement.LayerStack`, HAN's simultaneous update; VALOR:
+    :class:`~avvp_lit.models.enhancement.AlternatingStack`). ``frame_logits`` are the
+    pre-sigmoid per-second logits; there are no class-token attention maps.
     """
 
     def __init__(
@@ -134,6 +137,7 @@ class HolisticParsingNetwork(ParsingNetwork):
         enhancement: Callable[[], nn.Module],
         heads: nn.Module,
         pooling: nn.Module | None = None,
+        stack: Callable[..., nn.Module] | None = None,
         num_layers: int = 1,
         hidden_dim: int = 512,
         num_classes: int = 25,
@@ -147,7 +151,8 @@ class HolisticParsingNetwork(ParsingNetwork):
             name=name,
             feature_set=feature_set,
         )
-        self.enhancement = LayerStack.build(enhancement, num_layers)
+        layers = [enhancement() for _ in range(num_layers)]
+        self.enhancement = (stack or LayerStack)(layers=layers)
         self.add_output_blocks(heads, pooling)
 
     def forward(
