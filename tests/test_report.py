@@ -146,3 +146,20 @@ def test_reference_option_and_grid_labels(tmp_path: Path) -> None:
 
 def test_empty_directory_is_an_error(tmp_path: Path) -> None:
     assert main([str(tmp_path)]) == 2
+
+
+def test_published_rows_recorded_by_real_data_runs_are_listed(sweep: Path, capsys) -> None:
+    published = {"method": "HAN", "paper": "p", "source": "s", "metrics": {n: 50.0 for n in
+                 METRIC_NAMES}}  # fmt: skip
+    for metrics_file in sweep.glob("*/metrics.json"):
+        payload = json.loads(metrics_file.read_text())
+        metrics_file.write_text(json.dumps({**payload, "published": published}))
+    assert main([str(sweep), "--resamples", "200"]) == 0
+    text = (sweep / "ablation.md").read_text()
+    assert "## Published rows" in text and "| published HAN |" in text
+    assert "published rows" in capsys.readouterr().out
+
+
+def test_synthetic_sweeps_list_no_published_rows(sweep: Path) -> None:
+    assert main([str(sweep), "--resamples", "200"]) == 0
+    assert "Published rows" not in (sweep / "ablation.md").read_text()

@@ -363,3 +363,55 @@ def test_valor_trains_and_tests_on_the_built_in_data(tmp_path: Path, data_dir: P
     saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["avvp_lit"]["network_config"]["name"] == "valor"
     assert saved["lr_schedulers"][0]["warmup_epochs"] == 1  # WarmupCosine's state
+
+
+@pytest.mark.slow
+def test_a_run_on_real_data_prints_the_published_row_of_its_method(
+    tmp_path: Path, data_dir: Path, capsys
+) -> None:
+    """Beside the run on real-layout data, VALOR++'s published row; never on the
+    built-in synthetic data (previous test), where published numbers do not apply."""
+    from avvp_lit.engine.tasks import train_and_test
+    from avvp_lit.metrics.published import published_row
+    from tests.helpers.datasets import write_dataset
+    from tests.helpers.training import run_config
+
+    root = tmp_path / "llp"
+    write_dataset(root, "valor", (8, 4, 4), seed=3)
+    overrides = [
+        "experiment=smoke", "data=llp_valor", f"data.root={root}", "data.in_memory=false",
+        "data.num_workers=0", "data.batch_size=4", "model=valor", "loss=valor",
+        "model.num_layers=1", "logger=csv", "callbacks.dashboard=null", "debug=fast_dev_run",
+    ]  # fmt: skip
+    payload = train_and_test(run_config("train", overrides, tmp_path / "run", data_dir))
+    row = published_row("valor", "valor")
+    assert payload["published"]["method"] == "VALOR++" and payload["published"]["metrics"] == (
+        row.metrics
+    )
+    printed = capsys.readouterr().out
+    assert "published VALOR++" in printed and "66.20" in printed  # Seg Type@AV, published
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "| published VALOR++ |" in summary and "Table A6" in summary
+
+
+def test_synthetic_runs_record_no_published_row(tmp_path: Path) -> None:
+    from avvp_lit.engine.results import run_published_row
+
+    module = type("Module", (), {"network_config": {"name": "valor"}})()
+    synthetic = compose_raw(["experiment=synthetic", "model=valor", "loss=valor"], "train")
+    assert run_published_row(synthetic, module) is None
+    real = compose_raw(["experiment=valor_llp", "data.root=/x"], "train")
+    assert run_published_row(real, module).method == "VALOR++"
+    module.network_config = {"name": "mmcse"}  # no published MM-CSE row could be verified
+    assert run_published_row(real, module) is None
+
+
+def test_the_published_rows_are_the_ones_docs_results_md_cites() -> None:
+    from avvp_lit.metrics import METRIC_NAMES
+    from avvp_lit.metrics.published import published_rows
+    from tests.helpers import REPO
+
+    text = (REPO / "docs" / "results.md").read_text()
+    for row in published_rows():
+        cells = " | ".join(f"{row.metrics[name]:.1f}" for name in METRIC_NAMES)
+        assert cells in text, row.method

@@ -46,6 +46,7 @@ from avvp_lit.metrics.functional import (
     level_metrics,
     short_title,
 )
+from avvp_lit.metrics.tables import markdown_table, results_table
 from avvp_lit.metrics.video_scores import VIDEO_SCORES_FILE, VideoScoresError, read_video_scores
 from avvp_lit.utils.atomic import atomic_write_bytes
 from avvp_lit.viz.ablation import VariantBars, ablation_figure
@@ -113,22 +114,29 @@ class SweepJob:
     metrics: dict[str, float] | None
     protocol: dict[str, Any] | None = None
     problem: str | None = None
+    published: dict[str, Any] | None = None  # the method's published row (real data)
 
     @property
     def ok(self) -> bool:
         return self.metrics is not None
 
 
-def _read_metrics(path: Path) -> tuple[dict[str, float] | None, dict[str, Any] | None, str | None]:
+def _read_metrics(path: Path) -> dict[str, Any]:
+    """``metrics``, ``protocol``, ``published`` and ``problem`` of a job's metrics.json."""
     if not path.is_file():
-        return None, None, "no metrics.json (failed or unfinished)"
+        return {"metrics": None, "problem": "no metrics.json (failed or unfinished)"}
     try:
         payload = json.loads(path.read_text())
         metrics = {name: float(payload[name]) for name in METRIC_NAMES}
     except (OSError, ValueError, KeyError, TypeError) as error:
-        return None, None, f"unreadable metrics.json ({type(error).__name__}: {error})"
-    protocol = payload.get("protocol")
-    return metrics, protocol if isinstance(protocol, dict) else None, None
+        problem = f"unreadable metrics.json ({type(error).__name__}: {error})"
+        return {"metrics": None, "problem": problem}
+    protocol, published = payload.get("protocol"), payload.get("published")
+    return {
+        "metrics": metrics,
+        "protocol": protocol if isinstance(protocol, dict) else None,
+        "published": published if isinstance(published, dict) else None,
+    }
 
 
 def find_sweep_jobs(sweep_dir: str | Path) -> list[SweepJob]:
@@ -144,15 +152,12 @@ def find_sweep_jobs(sweep_dir: str | Path) -> list[SweepJob]:
     for overrides_file in root.rglob(".hydra/overrides.yaml"):
         folder = overrides_file.parent.parent
         overrides = yaml.safe_load(overrides_file.read_text()) or []
-        metrics, protocol, problem = _read_metrics(folder / "metrics.json")
         jobs.append(
             SweepJob(
                 name=folder.relative_to(root).as_posix(),
                 folder=folder,
                 overrides=tuple(str(o) for o in overrides),
-                metrics=metrics,
-                protocol=protocol,
-                problem=problem,
+                **_read_metrics(folder / "metrics.json"),
             )
         )
     return sorted(jobs, key=lambda job: _natural_key(job.name))
@@ -274,6 +279,16 @@ class AblationReport:
     @property
     def method(self) -> str:
         return two_level_method(self.resamples, self.bootstrap_seed)
+
+    @property
+    def published(self) -> dict[str, dict[str, float]]:
+        """The published rows the jobs recorded (real data only), by label."""
+        rows: dict[str, dict[str, float]] = {}
+        for variant in self.variants:
+            for job in variant.finished:
+                if job.published:
+                    rows[f"published {job.published['method']}"] = job.published["metrics"]
+        return rows
 
 
 def metrics_frame(variants: Sequence[Variant]) -> pd.DataFrame:
@@ -540,6 +555,16 @@ def markdown_text(report: AblationReport) -> str:
     if missing:
         lines += ["", "No interval (Δ of the means, unmarked):"]
         lines += [f"- `{v.label}`: {v.interval_problem}" for v in missing]
+    if report.published:
+        lines += [
+            "",
+            "## Published rows",
+            "",
+            "As published (another code base, its own protocol; sources in docs/results.md), "
+            "for orientation only:",
+            "",
+            markdown_table(report.published),
+        ]
     lines += ["", "## Variants", ""]
     for v in report.variants:
         overrides = " ".join(f"`{o}`" for o in v.overrides) or "(no overrides)"
@@ -674,6 +699,8 @@ def print_report(report: AblationReport, paths: Mapping[str, Path], console: Con
     for table in rich_tables(report):
         console.print(table)
     console.print(report.method, highlight=False)
+    if report.published:
+        console.print(results_table(report.published, "published rows (docs/results.md)"))
     for v in report.variants:
         if v.interval_problem:
             console.print(f"no interval for {v.label}: {v.interval_problem}", style="yellow")

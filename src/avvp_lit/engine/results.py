@@ -23,6 +23,7 @@ from avvp_lit.classes import PREDICTION_KEYS
 from avvp_lit.engine.rundir import output_dir, task_overrides
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics, format_protocol
 from avvp_lit.metrics.prediction_file import write_predictions
+from avvp_lit.metrics.published import PublishedRow, published_row
 from avvp_lit.metrics.tables import markdown_table, results_table
 from avvp_lit.metrics.video_scores import VIDEO_SCORES_FILE, write_video_scores
 from avvp_lit.utils.atomic import atomic_write_bytes
@@ -52,11 +53,13 @@ def write_run_results(
     overrides: Sequence[str],
     checkpoint: str | None,
     extra: Mapping[str, Any] | None = None,
+    published: PublishedRow | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Write metrics.json, predictions.npz, video_scores.tsv and summary.md; print the
     result table. ``video_scores`` (N, 10) percent in split order: the test pass's own
-    per-video scores (``AVVPDiagnostics.video_scores``), not scored again."""
+    per-video scores (``AVVPDiagnostics.video_scores``), not scored again. ``published``:
+    the method's published row, shown beside the run (real data only)."""
     output_dir = Path(output_dir)
     if len(predictions["index"]) != len(filenames) or not np.array_equal(
         predictions["index"], np.arange(len(filenames))
@@ -70,12 +73,15 @@ def write_run_results(
         for label, arrays in trivial_baselines(predictions).items()
     }
     rows = {model_label: dict(metrics), **baselines}
+    if published is not None:
+        rows[published.label] = published.metrics
     payload = {
         **{name: float(metrics[name]) for name in METRIC_NAMES},
         "protocol": dict(protocol),
         "config_sha256": config_hash(resolved_config),
         "checkpoint": checkpoint,
         "baselines": baselines,
+        **({"published": published.as_dict()} if published is not None else {}),
         **(dict(extra) if extra else {}),
     }
     write_predictions(output_dir / "predictions.npz", list(filenames), predictions)
@@ -89,12 +95,19 @@ def write_run_results(
             "Overrides: " + (" ".join(f"`{o}`" for o in overrides) if overrides else "none"),
             f"Checkpoint: `{checkpoint}`" if checkpoint else "Checkpoint: final weights",
             f"Config sha256: `{payload['config_sha256']}`",
+            *([f"Published row: {published.paper}; {published.source}"] if published else []),
         ]
     )
     atomic_write_bytes(output_dir / "summary.md", (summary + "\n").encode())
     console = console or Console()
     console.print(results_table(rows, f"{protocol.get('split', 'test')} split, F-score %"))
     console.print(format_protocol(protocol), highlight=False)
+    if published is not None:
+        console.print(
+            f"{published.label}: {published.source} (another code base and protocol; "
+            "docs/results.md)",
+            highlight=False,
+        )
     console.print(f"results in {output_dir}", highlight=False)
     return payload
 
@@ -147,5 +160,16 @@ def write_tested_split(
         overrides=task_overrides(),
         checkpoint=checkpoint,
         extra=extra,
+        published=run_published_row(cfg, module),
         console=Console(),
     )
+
+
+def run_published_row(cfg: DictConfig, module: AVVPModule) -> PublishedRow | None:
+    """The published row of the network's method (its config's ``name``) on the run's
+    feature set, for real data only (the built-in synthetic data, ``data.synthetic`` set,
+    has no published numbers)."""
+    if cfg.data.get("synthetic") is not None:
+        return None
+    name = (module.network_config or {}).get("name")
+    return published_row(name, cfg.data.get("feature_set"))
