@@ -299,6 +299,19 @@ def _unused_encoder_layer(prefix: str, h: int, ffn: int) -> Iterator[Entry]:
     yield from _layer_norm(f"{prefix}.norm2", None, h)
 
 
+def _hat_layers(d: Dims) -> Iterator[Entry]:
+    """HAN's and VALOR's ``hat_encoder`` layers (the same layer class in both codes)."""
+    h = d.hidden_dim
+    for i in range(d.num_layers):
+        src, dst = f"hat_encoder.layers.{i}", f"enhancement.layers.{i}"
+        yield from _attention(f"{src}.self_attn", f"{dst}.self_attn", h)
+        yield from _attention(f"{src}.cm_attn", f"{dst}.cm_attn", h)
+        yield from _linear(f"{src}.linear1", f"{dst}.linear1", d.ffn_dim, h)
+        yield from _linear(f"{src}.linear2", f"{dst}.linear2", h, d.ffn_dim)
+        yield from _layer_norm(f"{src}.norm1", f"{dst}.norm1", h)
+        yield from _layer_norm(f"{src}.norm2", f"{dst}.norm2", h)
+
+
 def _han_entries(d: Dims) -> Iterator[Entry]:
     """The released HAN state dict, key by key, in its order (unused modules included)."""
     h, k = d.hidden_dim, d.num_classes
@@ -309,14 +322,7 @@ def _han_entries(d: Dims) -> Iterator[Entry]:
         yield from _unused_encoder_layer(f"{encoder}.layers.0", h, d.ffn_dim)
     yield from _layer_norm("cmt_encoder.norm1", None, h)
     yield from _layer_norm("cmt_encoder.norm2", None, h)
-    for i in range(d.num_layers):
-        src, dst = f"hat_encoder.layers.{i}", f"enhancement.layers.{i}"
-        yield from _attention(f"{src}.self_attn", f"{dst}.self_attn", h)
-        yield from _attention(f"{src}.cm_attn", f"{dst}.cm_attn", h)
-        yield from _linear(f"{src}.linear1", f"{dst}.linear1", d.ffn_dim, h)
-        yield from _linear(f"{src}.linear2", f"{dst}.linear2", h, d.ffn_dim)
-        yield from _layer_norm(f"{src}.norm1", f"{dst}.norm1", h)
-        yield from _layer_norm(f"{src}.norm2", f"{dst}.norm2", h)
+    yield from _hat_layers(d)
     yield from _layer_norm("hat_encoder.norm1", None, h)
     yield from _layer_norm("hat_encoder.norm2", None, h)
 
@@ -328,14 +334,7 @@ def _valor_entries(d: Dims) -> Iterator[Entry]:
     for name in ("fc_prob", "fc_frame_att", "fc_av_att"):
         yield from _linear(name, f"heads.{name}", k, h)
     yield from _projection(d)
-    for i in range(d.num_layers):
-        src, dst = f"hat_encoder.layers.{i}", f"enhancement.layers.{i}"
-        yield from _attention(f"{src}.self_attn", f"{dst}.self_attn", h)
-        yield from _attention(f"{src}.cm_attn", f"{dst}.cm_attn", h)
-        yield from _linear(f"{src}.linear1", f"{dst}.linear1", d.ffn_dim, h)
-        yield from _linear(f"{src}.linear2", f"{dst}.linear2", h, d.ffn_dim)
-        yield from _layer_norm(f"{src}.norm1", f"{dst}.norm1", h)
-        yield from _layer_norm(f"{src}.norm2", f"{dst}.norm2", h)
+    yield from _hat_layers(d)
     used = d.norm_where == "pre_norm"
     for m in ("a", "v"):
         ours = f"enhancement.final_norm_{m}" if used else None
