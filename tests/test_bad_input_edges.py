@@ -23,7 +23,7 @@ from tests.helpers.tiny import TinyNet
 from tests.helpers.training import run_app
 
 
-def one_line(err: str, program: str) -> str:
+def the_error_line(err: str, program: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{program}: error: "), err
     assert "Traceback" not in err, err
@@ -66,7 +66,7 @@ def test_switching_off_the_generator_names_the_key(tmp_path, monkeypatch, capsys
     args = ["data.synthetic=null", f"hydra.run.dir={run_dir}"]
     code, err = run_app("avvp_lit.cli.train", args, monkeypatch, capsys)
     assert code == EXIT_BAD_INPUT
-    line = one_line(err, "avvp-train")
+    line = the_error_line(err, "avvp-train")
     assert "data.root does not resolve" in line and "data.synthetic=null" in line
     assert not run_dir.exists()
 
@@ -82,7 +82,7 @@ def test_a_predictions_file_without_videos_is_named(han_dataset, tmp_path, capsy
         frame_prob=np.zeros((0, 10, 2, 25), np.float32),
     )
     assert eval_main([str(empty), "--annotations", str(han_dataset)]) == EXIT_BAD_INPUT
-    line = one_line(capsys.readouterr().err, "avvp-eval")
+    line = the_error_line(capsys.readouterr().err, "avvp-eval")
     assert f"{empty}: holds no videos" in line
 
 
@@ -103,7 +103,7 @@ def test_parse_names_a_bad_device_before_any_work(
     args = parse_args(tiny_checkpoint, han_dataset, out, f"device={device}")
     code, err = run_app("avvp_lit.cli.parse", args, monkeypatch, capsys)
     assert code == EXIT_BAD_INPUT
-    assert message in one_line(err, "avvp-parse")
+    assert message in the_error_line(err, "avvp-parse")
     assert not out.exists()
 
 
@@ -140,7 +140,7 @@ def test_a_truncated_feature_file_read_in_a_worker_is_one_line(
     ]  # fmt: skip
     code, err = run_app("avvp_lit.cli.train", args, monkeypatch, capsys)
     assert code == EXIT_BAD_INPUT
-    line = one_line(err, "avvp-train")
+    line = the_error_line(err, "avvp-train")
     assert str(path) in line or video in line, line
     assert "Caught" not in line and "DataLoader worker" not in line
 
@@ -159,7 +159,7 @@ def test_pack_refuses_complex_features(han_dataset, tmp_path, capsys) -> None:
     names = sorted(p.stem for p in (han_dataset / "feats/vggish").glob("*.npy"))
     np.save(han_dataset / "feats/vggish" / f"{names[0]}.npy", np.ones((10, 128), np.complex128))
     assert pack_main([str(han_dataset), str(tmp_path / "f.h5")]) == EXIT_BAD_INPUT
-    line = one_line(capsys.readouterr().err, "avvp-pack")
+    line = the_error_line(capsys.readouterr().err, "avvp-pack")
     assert names[0] in line and "complex" in line
     assert not (tmp_path / "f.h5").exists()
 
@@ -204,7 +204,7 @@ def test_parse_fails_when_no_video_could_be_parsed(
     args = parse_args(tiny_checkpoint, han_dataset, out)
     code, err = run_app("avvp_lit.cli.parse", args, monkeypatch, capsys)
     assert code == EXIT_BAD_INPUT
-    line = one_line(err, "avvp-parse")
+    line = the_error_line(err, "avvp-parse")
     assert "none of its 3 videos could be parsed" in line and "skipped.txt" in line
     skipped = (out / "skipped.txt").read_text().splitlines()
     assert len(skipped) == 4 and all("shape (9, 128)" in row for row in skipped[1:])
@@ -219,7 +219,7 @@ def test_parse_fails_on_a_folder_without_videos(
     args = parse_args(tiny_checkpoint, bare, tmp_path / "out")
     code, err = run_app("avvp_lit.cli.parse", args, monkeypatch, capsys)
     assert code == EXIT_BAD_INPUT
-    assert "no videos found" in one_line(err, "avvp-parse")
+    assert "no videos found" in the_error_line(err, "avvp-parse")
 
 
 def test_training_warns_about_a_video_in_two_splits(han_dataset) -> None:

@@ -28,11 +28,11 @@ from avvp_lit.data.annotations import (
     DenseLabels,
     WeakLabels,
     annotation_path,
-    load_split,
     md5sum,
     read_dense_labels,
     read_weak_labels,
     shared_videos,
+    split_feature_ids,
 )
 from avvp_lit.data.features import FEATURE_SETS, FeatureError
 from avvp_lit.data.pack import complete_feature_set
@@ -197,9 +197,7 @@ def check_features(root: Path, *, progress: bool = True) -> tuple[list[tuple[str
         return [("features", store)], []
     rows = [("feature store", f"{store.feature_set.name} at {store.location}")]
     problems: list[str] = []
-    splits = {
-        s: load_split(root, s).feature_ids for s in SPLIT_FILES if (root / SPLIT_FILES[s]).is_file()
-    }
+    splits = split_feature_ids(root)
     available = store.ids()
     present = {split: [v for v in ids if v in available] for split, ids in splits.items()}
     for split, ids in splits.items():

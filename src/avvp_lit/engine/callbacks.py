@@ -99,9 +99,9 @@ class RunCheckpoint(ModelCheckpoint):
         super().on_fit_end(trainer, pl_module)
         if trainer.interrupted or trainer.fast_dev_run or not self.save_last or not self.dirpath:
             return
-        last = Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
-        if not last.exists():
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        candidates = self._monitor_candidates(trainer)
+        if not Path(self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST)).exists():
+            self._save_last_checkpoint(trainer, candidates)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old_dir = state_dict.get("dirpath", self.dirpath)

@@ -1,5 +1,6 @@
 """The packaged Hydra config (``avvp_lit.conf``) composed outside a Hydra app: the one
-way the converters, the benchmarks and the tests build a config from overrides."""
+way the benchmarks and the tests build a config from overrides (the models never compose
+it; ``tests/test_layout.py`` holds this the only module that does)."""
 
 from __future__ import annotations
 
