@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DATA ?= data/synthetic_valor_default
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint data train ablation clean
+.PHONY: install test test-fast lint data train ablation compare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ data: $(STAMP)
 train: data
 	$(BIN)/avvp-train experiment=synthetic data.root=$(DATA) $(ARGS)
 
-PROFILE ?= quick
+PROFILE ?= converged
 SWEEP ?= components
 NOW := $(shell date +%Y-%m-%d_%H-%M-%S)
 SWEEP_DIR ?= outputs/ablation/$(SWEEP)_$(PROFILE)_$(NOW)
@@ -51,6 +51,11 @@ ablation: data
 		launcher=joblib logger=csv data.root=$(DATA) hydra.sweep.dir=$(SWEEP_DIR) $(ARGS); \
 	status=$$?; $(BIN)/avvp-report $(SWEEP_DIR) && \
 		ln -sfn $(notdir $(SWEEP_DIR)) $(dir $(SWEEP_DIR))latest && exit $$status
+
+# The methods on the same data and seeds: MM-CSE (reference), VALOR++ and HAN, in the
+# same profile, then avvp-report with paired intervals against MM-CSE.
+compare:
+	@$(MAKE) --no-print-directory ablation SWEEP=methods
 
 clean:
 	rm -rf $(VENV) outputs multirun wandb .pytest_cache

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import yaml
 
-from avvp_lit.analysis.ablation import build_report, display_frame, override_key
+from avvp_lit.analysis.ablation import build_report, display_frame, override_key, write_report
 from avvp_lit.cli.report import main
 from avvp_lit.metrics import METRIC_NAMES, dataset_scores
-from tests.helpers.sweeps import SHARED, SHIFT, base_scores, make_sweep
+from avvp_lit.viz.ablation import mean_curve
+from tests.helpers.sweeps import RULE, SHARED, SHIFT, base_scores, make_sweep
 
 
 @pytest.fixture
@@ -98,12 +99,17 @@ def test_two_jobs_of_one_seed_are_not_paired_silently(sweep: Path) -> None:
     assert "more than one finished job for 2" in no_cafd.interval_problem
 
 
+def report_output(sweep: Path, resamples: int, capsys, monkeypatch) -> str:
+    """What `avvp-report SWEEP --resamples N` prints on a wide terminal (it must exit 0)."""
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main([str(sweep), "--resamples", str(resamples)]) == 0
+    return capsys.readouterr().out
+
+
 def test_cli_writes_md_csv_png(
     sweep: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COLUMNS", "250")
-    assert main([str(sweep), "--resamples", "1000"]) == 0
-    printed = capsys.readouterr().out
+    printed = report_output(sweep, 1000, capsys, monkeypatch)
     assert "two-level paired bootstrap, 1000 resamples" in printed
     assert "11 (variant=han seed=3)" in printed
     md = (sweep / "ablation.md").read_text()
@@ -163,3 +169,41 @@ def test_published_rows_recorded_by_real_data_runs_are_listed(sweep: Path, capsy
 def test_synthetic_sweeps_list_no_published_rows(sweep: Path) -> None:
     assert main([str(sweep), "--resamples", "200"]) == 0
     assert "Published rows" not in (sweep / "ablation.md").read_text()
+
+
+def test_the_regime_is_stated_above_the_tables(
+    sweep: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    printed = report_output(sweep, 200, capsys, monkeypatch)
+    md = (sweep / "ablation.md").read_text()
+    # full: seeds 1-3 peak at epochs 4, 5, 6 and train 6, 7, 8 of 8 epochs (the last
+    # one to the cap); han: seeds 1-2 (3 failed) peak at 3, 4 and train 5, 6
+    assert "| `full` | 3 | 7.0 (6–8) | 5.0 (4–6) | 2/3 |" in md
+    assert "| `han` | 2 | 5.5 (5–6) | 3.5 (3–4) | 2/2 |" in md
+    assert f"Stopping rule: {RULE}." in md
+    assert "Data: 100 train / 30 val / 40 test videos." in md
+    assert md.index("## Regime") < md.index("## Mean ± std")
+    for text in (RULE, "7.0 (6–8)", "5.5 (5–6)"):
+        assert text in printed, text
+    assert printed.index(RULE) < printed.index("segment level, test F-score")
+    assert (sweep / "ablation_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ablation_curves.png" in printed
+
+
+def test_jobs_without_a_training_record_say_so(sweep: Path) -> None:
+    for path in sweep.rglob("metrics.json"):
+        payload = json.loads(path.read_text())
+        del payload["training"]
+        path.write_text(json.dumps(payload))
+    report = build_report(sweep, resamples=100)
+    paths = write_report(report)
+    assert "curves" not in paths and not (sweep / "ablation_curves.png").exists()
+    md = (sweep / "ablation.md").read_text()
+    assert "Regime: not recorded" in md
+    assert "| `full` | 3 | – | – | – (3 not recorded) |" in md
+
+
+def test_mean_curve_averages_the_seeds_still_training() -> None:
+    mean, counts = mean_curve([[1.0, 2.0, 3.0], [3.0, 4.0], [5.0]])
+    assert mean.tolist() == [3.0, 3.0, 3.0]
+    assert counts.tolist() == [3, 2, 1]

@@ -93,6 +93,9 @@ def test_sigkilled_run_resumes_bit_exact_in_new_and_same_directory(
         assert Path(metrics["checkpoint"]).name == "epoch_000.ckpt"
         assert {n: metrics[n] for n in METRIC_NAMES} == {n: expected[0][n] for n in METRIC_NAMES}
         assert metrics["baselines"] == expected[0]["baselines"]
+        # the validation curve travels in the checkpoints: the whole curve, as uninterrupted
+        assert metrics["training"] == expected[0]["training"]
+        assert metrics["training"]["val_seg_type"] == pytest.approx(val, abs=1e-12)
         assert predictions.keys() == expected[1].keys()
         for key, array in expected[1].items():
             assert np.array_equal(predictions[key], array), (run_dir.name, key)

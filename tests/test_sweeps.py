@@ -81,6 +81,36 @@ def test_components_sweep_generates_every_variant_times_three_seeds() -> None:
     ]
 
 
+def test_methods_sweep_compares_each_method_with_its_own_network_and_loss() -> None:
+    cfg = _compose(["ablation=methods"])
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    jobs = sweep_jobs(cfg)
+    assert jobs[:3] == [
+        ["seed=1", "variant=mmcse"],
+        ["seed=1", "variant=valor"],
+        ["seed=1", "variant=han"],
+    ]
+    assert len(jobs) == 9
+    networks = {}
+    for variant in ("mmcse", "valor", "han"):
+        job = _compose(["ablation=methods", f"variant={variant}", "seed=1"])
+        networks[variant] = job.model
+        for key in ("trainer.max_epochs", "optimizer", "scheduler", "callbacks.early_stopping"):
+            assert OmegaConf.select(job, key) == OmegaConf.select(cfg, key), (variant, key)
+        assert job.metrics.gating == "global"
+    assert set(_terms(_compose(["ablation=methods", "variant=valor"]))) == {
+        "video_bce",
+        "pseudo_label",
+    }
+    valor = networks["valor"]
+    # VALOR's published encoder, whatever the profile sets for MM-CSE
+    assert (valor.name, valor.hidden_dim, valor.num_layers) == ("valor", 256, 4)
+    assert (valor.enhancement.num_heads, valor.enhancement.ffn_dim) == (8, 1024)
+    assert "class_dim" not in valor and "class_dim" not in networks["han"]
+    assert networks["mmcse"].name == "mmcse" and networks["mmcse"].class_dim == 32
+    assert networks["han"].name == "han" and networks["han"].num_layers == 1
+
+
 EXPECTED = {
     # variant: (decoupling target suffix, background, secm intra/cross, lgsf intra/cross,
     #           loss terms removed)
@@ -148,16 +178,42 @@ def test_each_variant_composes_and_its_network_and_loss_agree(variant: str) -> N
 
 
 def test_profiles_set_the_training_length() -> None:
-    quick = _compose(["ablation=components"])
+    converged = _compose(["ablation=components"])  # the default: what make ablation runs
+    smoke = _compose(["ablation=components", "ablation/profile=smoke"])
     full = _compose(["ablation=components", "ablation/profile=full"])
-    assert quick.trainer.max_epochs < full.trainer.max_epochs == 60
+    assert smoke.trainer.max_epochs == 1 and "early_stopping" not in smoke.callbacks
+    stopping = converged.callbacks.early_stopping
+    assert stopping._target_ == "lightning.pytorch.callbacks.EarlyStopping"
+    selection = converged.callbacks.model_checkpoint
+    assert (stopping.monitor, stopping.mode) == (selection.monitor, selection.mode)
+    assert (stopping.monitor, stopping.mode, stopping.patience) == ("val/seg_type", "max", 3)
+    assert converged.trainer.max_epochs == 8
+    assert (converged.model.class_dim, converged.model.ffn_dim, converged.model.num_layers) == (
+        32,
+        128,
+        1,
+    )
     assert (full.optimizer.lr, full.data.batch_size, full.scheduler.step_size) == (1e-4, 64, 10)
-    assert full.model.num_layers == 4  # the published network in the full profile
-    # every variant of one profile trains with the same recipe
-    for variant in ("no_cafd", "han"):
-        other = _compose(["ablation=components", f"variant={variant}"])
-        for key in ("trainer.max_epochs", "optimizer.lr", "data.batch_size", "metrics.gating"):
-            assert OmegaConf.select(other, key) == OmegaConf.select(quick, key), key
+    assert full.trainer.max_epochs == 60 and "early_stopping" not in full.callbacks
+    # the published network in the full profile
+    assert (full.model.class_dim, full.model.ffn_dim, full.model.num_layers) == (128, 512, 4)
+    # every variant of one profile trains with the same recipe; HAN keeps its own sizes
+    for profile in (converged, smoke):
+        choice = f"ablation/profile={profile.hydra.runtime.choices['ablation/profile']}"
+        for variant in ("no_cafd", "han"):
+            other = _compose(["ablation=components", choice, f"variant={variant}"])
+            for key in (
+                "trainer.max_epochs",
+                "optimizer.lr",
+                "data.batch_size",
+                "metrics.gating",
+                "scheduler",
+                "callbacks.early_stopping",
+            ):
+                assert OmegaConf.select(other, key) == OmegaConf.select(profile, key), key
+    han = _compose(["ablation=components", "variant=han"])
+    assert "class_dim" not in han.model and han.model.hidden_dim == 512
+    assert instantiate(han.model).hidden_dim == 512
 
 
 def test_loss_weights_grid() -> None:

@@ -202,3 +202,38 @@ def test_evaluate_a_converted_golden_checkpoint(
     assert set(METRIC_NAMES) <= set(payload)
     with np.load(tmp_path / "run" / "predictions.npz") as predictions:
         assert predictions["frame_prob"].shape == (24, 10, 2, 25)
+
+
+def stop_epoch(scores: list[float], patience: int) -> int:
+    """Where early stopping (max, min_delta 0) ends a run with these scores: the first
+    epoch that is ``patience`` epochs past the best so far (the whole curve if none)."""
+    best = 0
+    for epoch in range(1, len(scores)):
+        if scores[epoch] > scores[best]:
+            best = epoch
+        elif epoch - best >= patience:
+            return epoch + 1
+    return len(scores)
+
+
+def test_an_early_stopped_run_records_its_regime(tmp_path, data_dir) -> None:
+    """HAN on the tiny set scores lower after its first epoch (tests/test_resume.py), so
+    patience 1 stops it after epoch 2 of 4; metrics.json says so, with the curve the CSV
+    logger saw and the epoch the test used."""
+    overrides = _overrides(data_dir, ["data=synthetic_tiny"], MODEL_LOSS["han-han"])
+    early = (
+        "+callbacks.early_stopping={_target_: lightning.pytorch.callbacks.EarlyStopping, "
+        "monitor: val/seg_type, mode: max, patience: 1}"
+    )
+    run = [*overrides, "optimizer.lr=1e-3", "data.batch_size=8", "trainer.max_epochs=4", early]
+    payload = train(run_config("train", [*run, "callbacks.dashboard=null"], tmp_path, data_dir))
+    record = payload["training"]
+    logged = pd.read_csv(tmp_path / "csv" / "metrics.csv").dropna(subset=["val/seg_type"])
+    assert record["val_seg_type"] == pytest.approx(logged["val/seg_type"].tolist(), abs=1e-12)
+    scores = record["val_seg_type"]
+    assert record["epochs"] == len(scores) == stop_epoch(scores, patience=1) == 2
+    assert record["stopped_early"] is True and record["max_epochs"] == 4
+    assert record["best_epoch"] == int(np.argmax(scores)) + 1 == 1
+    assert Path(payload["checkpoint"]).name == "epoch_000.ckpt"
+    assert record["stopping"].startswith("early stopping on val/seg_type (max, patience 1")
+    assert record["videos"] == {"train": 64, "val": 24, "test": 24}

@@ -32,6 +32,33 @@ SHIFT = {
 }
 
 
+MAX_EPOCHS = 8
+RULE = "early stopping on val/seg_type (max, patience 2, min_delta 0) within 8 epochs"
+SPLIT_SIZES = {"train": 100, "val": 30, "test": len(VIDEOS)}
+
+
+def curve(variant: str, seed: int) -> list[float]:
+    """A job's validation curve: rises to a peak at epoch ``3 + seed`` (``2 + seed`` for
+    han), then falls for two epochs (early stopping, patience 2), capped at MAX_EPOCHS."""
+    peak = 3 + seed - (variant == "han")
+    epochs = min(peak + 2, MAX_EPOCHS)
+    return [50.0 - 2.0 * abs(epoch - peak) + seed for epoch in range(1, epochs + 1)]
+
+
+def training_record(variant: str, seed: int) -> dict:
+    """The ``training`` entry of a job's metrics.json (engine.results.training_record)."""
+    scores = curve(variant, seed)
+    return {
+        "epochs": len(scores),
+        "max_epochs": MAX_EPOCHS,
+        "best_epoch": int(np.argmax(scores)) + 1,
+        "stopping": RULE,
+        "stopped_early": len(scores) < MAX_EPOCHS,
+        "val_seg_type": scores,
+        "videos": SPLIT_SIZES,
+    }
+
+
 def base_scores(seed: int) -> np.ndarray:
     """(40, 10) per-video scores (fractions) of the reference at one seed."""
     return np.random.default_rng(seed).uniform(0.3, 0.7, (len(VIDEOS), len(METRIC_NAMES)))
@@ -49,7 +76,11 @@ def make_sweep(root: Path) -> Path:
             (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
             if shift is not None:
                 scores = base_scores(seed) + shift
-                payload = {**dataset_scores(scores), "protocol": PROTOCOL}
+                payload = {
+                    **dataset_scores(scores),
+                    "protocol": PROTOCOL,
+                    "training": training_record(variant, seed),
+                }
                 (folder / "metrics.json").write_text(json.dumps(payload))
                 write_video_scores(folder / "video_scores.tsv", 100 * scores, VIDEOS)
             job += 1

@@ -49,7 +49,7 @@ from avvp_lit.metrics.functional import (
 from avvp_lit.metrics.tables import markdown_table, results_table
 from avvp_lit.metrics.video_scores import VIDEO_SCORES_FILE, VideoScoresError, read_video_scores
 from avvp_lit.utils.atomic import atomic_write_bytes
-from avvp_lit.viz.ablation import VariantBars, ablation_figure
+from avvp_lit.viz.ablation import VariantBars, VariantCurve, ablation_figure, curves_figure
 from avvp_lit.viz.figures import save_png
 
 DEFAULT_IGNORE: tuple[str, ...] = ("seed",)
@@ -115,6 +115,7 @@ class SweepJob:
     protocol: dict[str, Any] | None = None
     problem: str | None = None
     published: dict[str, Any] | None = None  # the method's published row (real data)
+    training: dict[str, Any] | None = None  # how long it trained (metrics.json "training")
 
     @property
     def ok(self) -> bool:
@@ -132,10 +133,12 @@ def _read_metrics(path: Path) -> dict[str, Any]:
         problem = f"unreadable metrics.json ({type(error).__name__}: {error})"
         return {"metrics": None, "problem": problem}
     protocol, published = payload.get("protocol"), payload.get("published")
+    training = payload.get("training")
     return {
         "metrics": metrics,
         "protocol": protocol if isinstance(protocol, dict) else None,
         "published": published if isinstance(published, dict) else None,
+        "training": training if isinstance(training, dict) else None,
     }
 
 
@@ -444,6 +447,108 @@ def _reference(variants: list[Variant], label: str | None) -> Variant:
     return variants[0]
 
 
+# --------------------------------------------------------------------------- regime
+
+
+@dataclass(frozen=True)
+class VariantRegime:
+    """How long a variant's finished jobs trained (from their ``metrics.json``
+    ``training`` records): per seed the epochs trained and the epoch tested, and how many
+    stopped early. ``missing`` counts finished jobs without a record (older runs)."""
+
+    label: str
+    epochs: tuple[int, ...]
+    tested: tuple[int, ...]
+    stopped_early: int
+    missing: int
+
+
+def variant_regime(variant: Variant) -> VariantRegime:
+    records = [job.training for job in variant.finished if job.training]
+    return VariantRegime(
+        label=variant.label,
+        epochs=tuple(int(r["epochs"]) for r in records),
+        tested=tuple(int(r["best_epoch"]) for r in records if r.get("best_epoch")),
+        stopped_early=sum(bool(r.get("stopped_early")) for r in records),
+        missing=variant.n - len(records),
+    )
+
+
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for value in values:
+        if value is not None and value not in seen:
+            seen.append(value)
+    return seen
+
+
+def regime_lines(report: AblationReport) -> list[str]:
+    """The regime the sweep measured, in words: the stopping rule(s) and the data size
+    of its finished jobs (several of either are listed, since then the rows differ in more
+    than their variant)."""
+    records = [job.training for v in report.variants for job in v.finished if job.training]
+    if not records:
+        return ["Regime: not recorded (jobs written before avvp-lit recorded their training)."]
+    rules = _distinct(r.get("stopping") for r in records)
+    sizes = _distinct(
+        " / ".join(f"{n} {split}" for split, n in r["videos"].items()) + " videos"
+        for r in records
+        if isinstance(r.get("videos"), dict)
+    )
+    lines = ["Stopping rule: " + "; ".join(rules) + "."]
+    if len(rules) > 1:
+        lines.append("**Warning: the jobs stopped by different rules.**")
+    if sizes:
+        lines.append("Data: " + "; ".join(sizes) + ".")
+    lines.append(
+        "Each job tests its best validation epoch; epochs trained and epoch tested are "
+        "the mean (min–max) over seeds."
+    )
+    return lines
+
+
+def range_cell(values: Sequence[int]) -> str:
+    """``11.3 (9–14)``; ``9`` for one value or equal values; ``–`` for none."""
+    if not values:
+        return "–"
+    low, high = min(values), max(values)
+    if low == high:
+        return str(low)
+    return f"{sum(values) / len(values):.1f} ({low}–{high})"
+
+
+def regime_cells(regime: VariantRegime, finished: int) -> list[str]:
+    """Epochs trained, epoch tested, and stopped early ``k/n`` of a variant."""
+    recorded = finished - regime.missing
+    early = f"{regime.stopped_early}/{recorded}" if recorded else "–"
+    if regime.missing:
+        early += f" ({regime.missing} not recorded)"
+    return [range_cell(regime.epochs), range_cell(regime.tested), early]
+
+
+REGIME_HEADERS: tuple[str, ...] = ("epochs trained", "epoch tested", "stopped early")
+
+
+def figure_curves(report: AblationReport) -> list[VariantCurve]:
+    """What :func:`avvp_lit.viz.ablation.curves_figure` draws: each variant's recorded
+    validation curves (variants without any are left out)."""
+    curves = []
+    for v in report.variants:
+        records = [job.training for job in v.finished if job.training]
+        scores = [list(r.get("val_seg_type") or []) for r in records]
+        if not any(scores):
+            continue
+        curves.append(
+            VariantCurve(
+                label=v.label,
+                scores=scores,
+                tested=[int(r.get("best_epoch") or 0) for r in records],
+                is_reference=v is report.reference,
+            )
+        )
+    return curves
+
+
 # --------------------------------------------------------------------------- text
 
 
@@ -536,7 +641,13 @@ def markdown_text(report: AblationReport) -> str:
         lines += [format_protocol(protocol), ""]
     if len(report.protocols) > 1:
         lines += ["**Warning: the jobs were scored under different protocols.**", ""]
-    lines += ["## Mean ± std", ""]
+    lines += ["## Regime", "", *regime_lines(report), ""]
+    lines.append(_md_row(["variant", "seeds", *REGIME_HEADERS]))
+    lines.append("|---|---:|" + "---:|" * len(REGIME_HEADERS))
+    for v in report.variants:
+        cells = regime_cells(variant_regime(v), v.n)
+        lines.append(_md_row([f"`{v.label}`", str(v.n), *cells]))
+    lines += ["", "## Mean ± std", ""]
     lines.append(_md_row(["variant", "seeds", "failed", *titles]))
     lines.append("|---|---:|---:|" + "---:|" * len(titles))
     for v in report.variants:
@@ -618,7 +729,12 @@ def _delta_cell(delta: float, low: float, high: float) -> str:
 
 # --------------------------------------------------------------------------- outputs
 
-OUTPUT_NAMES: dict[str, str] = {"md": "ablation.md", "csv": "ablation.csv", "png": "ablation.png"}
+OUTPUT_NAMES: dict[str, str] = {
+    "md": "ablation.md",
+    "csv": "ablation.csv",
+    "png": "ablation.png",
+    "curves": "ablation_curves.png",  # written when the jobs recorded their curves
+}
 
 
 def rich_tables(report: AblationReport) -> list[Table]:
@@ -649,6 +765,19 @@ def rich_tables(report: AblationReport) -> list[Table]:
     for v in report.variants:
         deltas.add_row(v.label, *(diff_text(report, v, m) for m in METRIC_NAMES))
     return [*tables, deltas]
+
+
+def regime_table(report: AblationReport) -> Table:
+    """The console view of the regime: per variant, epochs trained, epoch tested,
+    stopped early."""
+    table = Table(title=f"{report.sweep_dir.name}: regime (mean (min–max) over seeds)")
+    table.add_column("variant", style="bold", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    for header in REGIME_HEADERS:
+        table.add_column(header, justify="right", no_wrap=True)
+    for v in report.variants:
+        table.add_row(v.label, str(v.n), *regime_cells(variant_regime(v), v.n))
+    return table
 
 
 def figure_bars(report: AblationReport) -> list[VariantBars]:
@@ -684,18 +813,29 @@ def figure_title(report: AblationReport) -> str:
 def write_report(
     report: AblationReport, out_dir: str | Path | None = None, *, dpi: int = 110
 ) -> dict[str, Path]:
-    """Write ``ablation.md``, ``ablation.csv`` and ``ablation.png``; returns their paths."""
+    """Write ``ablation.md``, ``ablation.csv``, ``ablation.png`` and, when the jobs
+    recorded their validation curves, ``ablation_curves.png``; returns their paths."""
     out = Path(out_dir) if out_dir is not None else report.sweep_dir
     paths = {kind: out / name for kind, name in OUTPUT_NAMES.items()}
     atomic_write_bytes(paths["md"], markdown_text(report).encode())
     atomic_write_bytes(paths["csv"], csv_text(report).encode())
     figure = ablation_figure(figure_bars(report), title=figure_title(report))
     save_png(figure, paths["png"], dpi=dpi)
+    curves = figure_curves(report)
+    if curves:
+        title = f"{report.sweep_dir.name}: validation curves"
+        save_png(curves_figure(curves, title=title), paths["curves"], dpi=dpi)
+    else:
+        del paths["curves"]
     return paths
 
 
 def print_report(report: AblationReport, paths: Mapping[str, Path], console: Console) -> None:
-    """The tables, the method, what has no interval, the failed jobs, the files written."""
+    """The regime, the tables, the method, what has no interval, the failed jobs, the
+    files written."""
+    console.print(regime_table(report))
+    for line in regime_lines(report):
+        console.print(line, highlight=False)
     for table in rich_tables(report):
         console.print(table)
     console.print(report.method, highlight=False)

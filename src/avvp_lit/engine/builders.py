@@ -16,7 +16,7 @@ from torch import nn
 
 from avvp_lit.classes import NUM_CLASSES
 from avvp_lit.data.features import FEATURE_SETS
-from avvp_lit.engine.callbacks import AtomicCheckpointIO, LineProgress
+from avvp_lit.engine.callbacks import AtomicCheckpointIO, LineProgress, ValidationCurve
 from avvp_lit.engine.execution import choose_blocks, compile_if_asked
 from avvp_lit.engine.module import AVVPModule
 from avvp_lit.inference import forward_eval
@@ -105,7 +105,7 @@ def without_terminal(callbacks: list[Any]) -> list[Any]:
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     """The Trainer of ``cfg.trainer`` with the run's callbacks and loggers; checkpoints
     are written atomically (:class:`~avvp_lit.engine.callbacks.AtomicCheckpointIO`)."""
-    callbacks = without_terminal(instantiate_group(cfg.get("callbacks")))
+    callbacks = without_terminal(instantiate_group(cfg.get("callbacks"))) + [ValidationCurve()]
     loggers = instantiate_group(cfg.get("logger"))
     plugins = [instantiate(p) for p in cfg.trainer.get("plugins") or []]
     plugins.append(AtomicCheckpointIO())

@@ -45,6 +45,28 @@ class EpochSeeding(L.Callback):
         torch.manual_seed(value)
 
 
+class ValidationCurve(L.Callback):
+    """The model-selection score of every validation pass, in epoch order, kept in the
+    checkpoints (``state_dict``), so that a resumed run reports the whole curve and the
+    epoch its tested checkpoint came from. ``training_record`` puts it in a run's
+    ``metrics.json``, where ``avvp-report`` reads how long each job trained."""
+
+    def __init__(self, *, monitor: str = "val/seg_type") -> None:
+        self.monitor = monitor
+        self.scores: list[float] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        self.scores.append(float(trainer.callback_metrics[self.monitor]))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"scores": list(self.scores)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.scores = list(state_dict.get("scores", []))
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints appear under their final name only when completely written (a
     temporary sibling, synced, then renamed): a crash or a full disk never leaves a

@@ -15,11 +15,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import lightning as L
 import numpy as np
+from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import DictConfig
 from rich.console import Console
 
 from avvp_lit.classes import PREDICTION_KEYS
+from avvp_lit.engine.callbacks import ValidationCurve
 from avvp_lit.engine.rundir import output_dir, task_overrides
 from avvp_lit.metrics import METRIC_NAMES, AVVPMetrics, format_protocol
 from avvp_lit.metrics.prediction_file import write_predictions
@@ -163,6 +166,33 @@ def write_tested_split(
         published=run_published_row(cfg, module),
         console=Console(),
     )
+
+
+def training_record(trainer: L.Trainer) -> dict[str, Any]:
+    """How long a run trained and why it stopped, for ``metrics.json["training"]``:
+    ``epochs`` validated, ``max_epochs``, ``best_epoch`` (1-based, the first epoch with the
+    best score: the one the checkpoint callback keeps and the test uses), ``stopping`` (the
+    rule in words), ``stopped_early`` and ``val_seg_type`` (the score of every epoch).
+    ``avvp-report`` states a sweep's regime from these. Taken right after ``fit``: testing
+    a checkpoint restores the callbacks' states of that epoch."""
+    curve = next((c for c in trainer.callbacks if isinstance(c, ValidationCurve)), None)
+    scores = list(curve.scores) if curve is not None else []
+    early = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
+    if early is None:
+        stopping = f"fixed length ({trainer.max_epochs} epochs)"
+    else:
+        stopping = (
+            f"early stopping on {early.monitor} ({early.mode}, patience {early.patience}, "
+            f"min_delta {abs(float(early.min_delta)):g}) within {trainer.max_epochs} epochs"
+        )
+    return {
+        "epochs": len(scores),
+        "max_epochs": trainer.max_epochs,
+        "best_epoch": int(np.argmax(scores)) + 1 if scores else None,
+        "stopping": stopping,
+        "stopped_early": bool(early is not None and early.stopped_epoch > 0),
+        "val_seg_type": scores,
+    }
 
 
 def run_published_row(cfg: DictConfig, module: AVVPModule) -> PublishedRow | None:

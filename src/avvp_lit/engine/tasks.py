@@ -21,7 +21,7 @@ from rich.console import Console
 from avvp_lit.engine.builders import build_module, build_trainer
 from avvp_lit.engine.execution import prepare_network
 from avvp_lit.engine.module import AVVPModule
-from avvp_lit.engine.results import write_tested_split
+from avvp_lit.engine.results import training_record, write_tested_split
 from avvp_lit.engine.rundir import write_resolved_config
 from avvp_lit.engine.validation import validate_config
 from avvp_lit.models.loading import (
@@ -60,6 +60,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any] | None:
         return None
     if not cfg.get("test"):
         return None
+    training = training_record(trainer)
     checkpointing = trainer.checkpoint_callback
     best = checkpointing.best_model_path if checkpointing else ""
     best_val = checkpointing.best_model_score if checkpointing else None
@@ -76,7 +77,13 @@ def train_and_test(cfg: DictConfig) -> dict[str, Any] | None:
         model_label=cfg.model.get("name", "model"),
         resolved_config=resolved,
         checkpoint=str(Path(best)) if best else None,
-        extra={"val_seg_type_best": None if best_val is None else float(best_val)},
+        extra={
+            "val_seg_type_best": None if best_val is None else float(best_val),
+            "training": {
+                **training,
+                "videos": {split: len(data) for split, data in datamodule.datasets.items()},
+            },
+        },
     )
 
 

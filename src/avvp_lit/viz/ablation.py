@@ -92,3 +92,62 @@ def ablation_figure(variants: Sequence[VariantBars], *, title: str) -> Figure:
     )  # fmt: skip
     fig.suptitle(title, fontsize=14)
     return fig
+
+
+@dataclass(frozen=True)
+class VariantCurve:
+    """One variant's validation curves: ``scores[s][e]`` the model-selection score (val
+    segment-level Type@AV, %) of seed ``s`` after epoch ``e + 1`` (seeds may stop at
+    different epochs), ``tested[s]`` the 1-based epoch whose checkpoint seed ``s`` tested."""
+
+    label: str
+    scores: Sequence[Sequence[float]]
+    tested: Sequence[int]
+    is_reference: bool
+
+
+def mean_curve(scores: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per epoch, the mean over the seeds that trained that long, and how many did
+    (seeds that stopped early leave the mean of the later epochs)."""
+    longest = max((len(s) for s in scores), default=0)
+    padded = np.full((len(scores), longest), np.nan)
+    for i, seed_scores in enumerate(scores):
+        padded[i, : len(seed_scores)] = seed_scores
+    counts = np.sum(~np.isnan(padded), axis=0)
+    sums = np.nansum(padded, axis=0)
+    return sums / np.maximum(counts, 1), counts
+
+
+def curves_figure(variants: Sequence[VariantCurve], *, title: str) -> Figure:
+    """Validation Seg Type@AV by epoch, one line per variant (the mean over the seeds
+    still training at that epoch; dotted where some seeds had stopped), with a marker at
+    each seed's tested epoch: whether every variant reached its plateau is read here."""
+    fig = Figure(figsize=(11, 6.5), layout="constrained")
+    ax = fig.subplots()
+    others = iter(_colors(max(len(variants) - 1, 1)))
+    for v in variants:
+        color = "#3b3b3b" if v.is_reference else next(others)
+        mean, counts = mean_curve(v.scores)
+        if mean.size == 0:
+            continue
+        epochs = np.arange(1, mean.size + 1)
+        full = counts == len(v.scores)
+        ax.plot(epochs[full], mean[full], color=color, linewidth=1.8, label=v.label)
+        ragged = np.flatnonzero(~full)
+        if ragged.size:
+            start = max(ragged[0] - 1, 0)
+            ax.plot(epochs[start:], mean[start:], color=color, linewidth=1.2, linestyle=":")
+        for seed_scores, epoch in zip(v.scores, v.tested, strict=True):
+            if 1 <= epoch <= len(seed_scores):
+                ax.plot(epoch, seed_scores[epoch - 1], "o", color=color, markersize=4, alpha=0.7)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation segment-level Type@AV (%)")
+    ax.grid(color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(loc="lower right", fontsize=9, ncols=2, frameon=False)
+    ax.set_title(
+        "mean over seeds (dotted: some seeds had stopped); dots: each seed's tested epoch",
+        fontsize=10,
+    )
+    fig.suptitle(title, fontsize=13)
+    return fig
