@@ -190,10 +190,14 @@ def test_the_regime_is_stated_above_the_tables(
     assert "ablation_curves.png" in printed
 
 
-def test_jobs_without_a_training_record_say_so(sweep: Path) -> None:
+@pytest.mark.parametrize("record", [None, "8 epochs", {"epochs": "8"}], ids=str)
+def test_jobs_without_a_training_record_say_so(sweep: Path, record) -> None:
     for path in sweep.rglob("metrics.json"):
         payload = json.loads(path.read_text())
-        del payload["training"]
+        if record is None:
+            del payload["training"]
+        else:
+            payload["training"] = record
         path.write_text(json.dumps(payload))
     report = build_report(sweep, resamples=100)
     paths = write_report(report)

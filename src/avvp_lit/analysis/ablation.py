@@ -133,13 +133,24 @@ def _read_metrics(path: Path) -> dict[str, Any]:
         problem = f"unreadable metrics.json ({type(error).__name__}: {error})"
         return {"metrics": None, "problem": problem}
     protocol, published = payload.get("protocol"), payload.get("published")
-    training = payload.get("training")
     return {
         "metrics": metrics,
         "protocol": protocol if isinstance(protocol, dict) else None,
         "published": published if isinstance(published, dict) else None,
-        "training": training if isinstance(training, dict) else None,
+        "training": _training_record(payload.get("training")),
     }
+
+
+def _training_record(record: Any) -> dict[str, Any] | None:
+    """A job's ``training`` entry when it has the fields the regime is read from (an
+    integer ``epochs`` and a list ``val_seg_type``); anything else counts as not recorded."""
+    if not isinstance(record, dict):
+        return None
+    if not isinstance(record.get("epochs"), int) or not isinstance(
+        record.get("val_seg_type"), list
+    ):
+        return None
+    return record
 
 
 def find_sweep_jobs(sweep_dir: str | Path) -> list[SweepJob]:
