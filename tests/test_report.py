@@ -211,3 +211,15 @@ def test_mean_curve_averages_the_seeds_still_training() -> None:
     mean, counts = mean_curve([[1.0, 2.0, 3.0], [3.0, 4.0], [5.0]])
     assert mean.tolist() == [3.0, 3.0, 3.0]
     assert counts.tolist() == [3, 2, 1]
+
+
+def test_curves_are_drawn_when_the_reference_recorded_none(sweep: Path) -> None:
+    """A sweep whose reference jobs predate the training records (a resumed old sweep)
+    still gets its curves figure for the variants that have them."""
+    for path in sweep.rglob("metrics.json"):
+        if "variant=full" in (path.parent / ".hydra" / "overrides.yaml").read_text():
+            payload = json.loads(path.read_text())
+            del payload["training"]
+            path.write_text(json.dumps(payload))
+    paths = write_report(build_report(sweep, resamples=100))
+    assert paths["curves"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

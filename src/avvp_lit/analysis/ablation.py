@@ -218,6 +218,11 @@ class Variant:
         """The seed labels of the finished jobs, e.g. ``["1", "2", "3"]``."""
         return [s for job, s in zip(self.jobs, self.seed_labels, strict=True) if job.ok]
 
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The ``training`` records of the finished jobs that have one."""
+        return [job.training for job in self.finished if job.training]
+
     def finished_by_seed(self) -> dict[str, SweepJob]:
         return {s: job for job, s in zip(self.jobs, self.seed_labels, strict=True) if job.ok}
 
@@ -461,50 +466,20 @@ def _reference(variants: list[Variant], label: str | None) -> Variant:
 # --------------------------------------------------------------------------- regime
 
 
-@dataclass(frozen=True)
-class VariantRegime:
-    """How long a variant's finished jobs trained (from their ``metrics.json``
-    ``training`` records): per seed the epochs trained and the epoch tested, and how many
-    stopped early. ``missing`` counts finished jobs without a record (older runs)."""
-
-    label: str
-    epochs: tuple[int, ...]
-    tested: tuple[int, ...]
-    stopped_early: int
-    missing: int
-
-
-def variant_regime(variant: Variant) -> VariantRegime:
-    records = [job.training for job in variant.finished if job.training]
-    return VariantRegime(
-        label=variant.label,
-        epochs=tuple(int(r["epochs"]) for r in records),
-        tested=tuple(int(r["best_epoch"]) for r in records if r.get("best_epoch")),
-        stopped_early=sum(bool(r.get("stopped_early")) for r in records),
-        missing=variant.n - len(records),
-    )
-
-
-def _distinct(values: Iterable[Any]) -> list[Any]:
-    seen: list[Any] = []
-    for value in values:
-        if value is not None and value not in seen:
-            seen.append(value)
-    return seen
-
-
 def regime_lines(report: AblationReport) -> list[str]:
     """The regime the sweep measured, in words: the stopping rule(s) and the data size
     of its finished jobs (several of either are listed, since then the rows differ in more
     than their variant)."""
-    records = [job.training for v in report.variants for job in v.finished if job.training]
+    records = [record for v in report.variants for record in v.records]
     if not records:
         return ["Regime: not recorded (jobs written before avvp-lit recorded their training)."]
-    rules = _distinct(r.get("stopping") for r in records)
-    sizes = _distinct(
-        " / ".join(f"{n} {split}" for split, n in r["videos"].items()) + " videos"
-        for r in records
-        if isinstance(r.get("videos"), dict)
+    rules = [rule for rule in dict.fromkeys(r.get("stopping") for r in records) if rule]
+    sizes = list(
+        dict.fromkeys(
+            " / ".join(f"{n} {split}" for split, n in r["videos"].items()) + " videos"
+            for r in records
+            if isinstance(r.get("videos"), dict)
+        )
     )
     lines = ["Stopping rule: " + "; ".join(rules) + "."]
     if len(rules) > 1:
@@ -528,13 +503,18 @@ def range_cell(values: Sequence[int]) -> str:
     return f"{sum(values) / len(values):.1f} ({low}–{high})"
 
 
-def regime_cells(regime: VariantRegime, finished: int) -> list[str]:
-    """Epochs trained, epoch tested, and stopped early ``k/n`` of a variant."""
-    recorded = finished - regime.missing
-    early = f"{regime.stopped_early}/{recorded}" if recorded else "–"
-    if regime.missing:
-        early += f" ({regime.missing} not recorded)"
-    return [range_cell(regime.epochs), range_cell(regime.tested), early]
+def regime_cells(variant: Variant) -> list[str]:
+    """Epochs trained, epoch tested, and stopped early ``k/n`` of a variant's finished
+    jobs (``n``: those with a training record; the others are counted as not recorded)."""
+    records = variant.records
+    missing = variant.n - len(records)
+    stopped = sum(bool(r.get("stopped_early")) for r in records)
+    early = f"{stopped}/{len(records)}" if records else "–"
+    if missing:
+        early += f" ({missing} not recorded)"
+    epochs = [r["epochs"] for r in records]
+    tested = [int(r["best_epoch"]) for r in records if r.get("best_epoch")]
+    return [range_cell(epochs), range_cell(tested), early]
 
 
 REGIME_HEADERS: tuple[str, ...] = ("epochs trained", "epoch tested", "stopped early")
@@ -545,15 +525,14 @@ def figure_curves(report: AblationReport) -> list[VariantCurve]:
     validation curves (variants without any are left out)."""
     curves = []
     for v in report.variants:
-        records = [job.training for job in v.finished if job.training]
-        scores = [list(r.get("val_seg_type") or []) for r in records]
+        scores = [r["val_seg_type"] for r in v.records]
         if not any(scores):
             continue
         curves.append(
             VariantCurve(
                 label=v.label,
                 scores=scores,
-                tested=[int(r.get("best_epoch") or 0) for r in records],
+                tested=[int(r.get("best_epoch") or 0) for r in v.records],
                 is_reference=v is report.reference,
             )
         )
@@ -656,7 +635,7 @@ def markdown_text(report: AblationReport) -> str:
     lines.append(_md_row(["variant", "seeds", *REGIME_HEADERS]))
     lines.append("|---|---:|" + "---:|" * len(REGIME_HEADERS))
     for v in report.variants:
-        cells = regime_cells(variant_regime(v), v.n)
+        cells = regime_cells(v)
         lines.append(_md_row([f"`{v.label}`", str(v.n), *cells]))
     lines += ["", "## Mean ± std", ""]
     lines.append(_md_row(["variant", "seeds", "failed", *titles]))
@@ -787,7 +766,7 @@ def regime_table(report: AblationReport) -> Table:
     for header in REGIME_HEADERS:
         table.add_column(header, justify="right", no_wrap=True)
     for v in report.variants:
-        table.add_row(v.label, str(v.n), *regime_cells(variant_regime(v), v.n))
+        table.add_row(v.label, str(v.n), *regime_cells(v))
     return table
 
 

@@ -29,6 +29,9 @@ class VariantBars:
     is_reference: bool
 
 
+REFERENCE_COLOR = "#3b3b3b"
+
+
 def _colors(count: int) -> list[Any]:
     from matplotlib import colormaps
 
@@ -37,6 +40,12 @@ def _colors(count: int) -> list[Any]:
         return [cmap(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)[:count]]
     cmap = colormaps["tab20"]
     return [cmap(i % cmap.N) for i in range(count)]
+
+
+def _variant_colors(is_reference: Sequence[bool]) -> list[Any]:
+    """One colour per variant: the reference row dark grey, the others coloured."""
+    others = iter(_colors(sum(not flag for flag in is_reference)))
+    return [REFERENCE_COLOR if flag else next(others) for flag in is_reference]
 
 
 def ablation_figure(variants: Sequence[VariantBars], *, title: str) -> Figure:
@@ -51,8 +60,7 @@ def ablation_figure(variants: Sequence[VariantBars], *, title: str) -> Figure:
     width = min(0.8 / max(count, 1), 0.25)
     fig = Figure(figsize=(16, 9.5), layout="constrained")
     axes = fig.subplots(2, 2, gridspec_kw={"width_ratios": [1.15, 1]})
-    others = iter(_colors(count - 1))  # the reference row in dark grey, the others coloured
-    colors = ["#3b3b3b" if v.is_reference else next(others) for v in variants]
+    colors = _variant_colors([v.is_reference for v in variants])
     ref = next(v.label for v in variants if v.is_reference)
     for row, (level, level_title) in enumerate(LEVEL_TITLES.items()):
         names = level_metrics(level)
@@ -124,9 +132,8 @@ def curves_figure(variants: Sequence[VariantCurve], *, title: str) -> Figure:
     each seed's tested epoch: whether every variant reached its plateau is read here."""
     fig = Figure(figsize=(11, 6.5), layout="constrained")
     ax = fig.subplots()
-    others = iter(_colors(max(len(variants) - 1, 1)))
-    for v in variants:
-        color = "#3b3b3b" if v.is_reference else next(others)
+    colors = _variant_colors([v.is_reference for v in variants])
+    for v, color in zip(variants, colors, strict=True):
         mean, counts = mean_curve(v.scores)
         if mean.size == 0:
             continue
