@@ -1,8 +1,20 @@
 # avvp-lit: every target that needs the virtual environment creates it first.
 PYTHON ?= python3
 VENV ?= .venv
-# Users with GPUs: make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
-TORCH_SPEC ?= torch==2.13.0
+# torch comes with torchvision, which the video extractors (avvp-extract: R(2+1)D, and
+# laion-clap's imports) need. PyPI's torchvision imports only beside these builds of torch
+# (the CPU-only torch 2.13.0 file fails with "operator torchvision::nms does not exist"):
+# 2.14.1 on x86_64, 2.9.1 on aarch64. Users with GPUs may name their own pair, e.g.
+# make install TORCH_SPEC="torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cu130"
+ifeq ($(shell uname -m),aarch64)
+TORCH_SPEC ?= torch==2.9.1 torchvision==0.24.1
+else
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+endif
+# laion-clap 1.1.7 (the CLAP package VALOR used) declares numpy<2 but runs on numpy 2 for
+# what avvp-extract calls (tested); it is installed without its declared pins, and its
+# imports come from the `video` extra.
+LAION_CLAP ?= laion-clap==1.1.7
 BIN := $(VENV)/bin
 DATA ?= data/synthetic_valor_default
 STAMP := $(VENV)/.installed
@@ -14,6 +26,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps $(LAION_CLAP)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -25,6 +25,13 @@ for name, value in (("MALLOC_MMAP_THRESHOLD_", 2**30), ("MALLOC_TRIM_THRESHOLD_"
     os.environ.setdefault(name, str(value))
 
 from tests.helpers import SHARED  # noqa: E402
+from tests.helpers.extract_models import HF_CACHE  # noqa: E402
+
+# the extractors' tiny weights (tests/helpers/extract_models.py): huggingface_hub reads
+# its cache folder when first imported, and nothing may be downloaded
+os.environ["HF_HUB_CACHE"] = str(HF_CACHE)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 def _require(path: Path) -> Path:
@@ -76,3 +83,15 @@ def pytest_collection_modifyitems(config, items) -> None:
         return 1 if item.get_closest_marker("slow") else 2
 
     items.sort(key=rank)
+
+
+@pytest.fixture(scope="session")
+def tiny_extractor_weights():
+    """The ``--weights`` folder of tiny random CLIP, CLAP and R(2+1)D (built once per
+    worker, removed at the end of the session)."""
+    import shutil
+
+    from tests.helpers.extract_models import WEIGHTS, tiny_weights
+
+    yield tiny_weights()
+    shutil.rmtree(WEIGHTS, ignore_errors=True)

@@ -10,7 +10,7 @@ import sys
 
 from avvp_lit.utils.errors import run_cli
 
-BENCHMARKS = ("data", "metrics", "models", "recipe")
+BENCHMARKS = ("data", "extract", "metrics", "models", "recipe")
 
 
 def main(argv: list[str] | None = None) -> int:
