@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 DATA ?= data/synthetic_valor_default
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint data train ablation compare clean
+.PHONY: install browser test test-fast lint data train ablation compare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,11 +35,22 @@ install: $(STAMP)
 # tests marked slow (trainings, subprocess runs, notebooks, compile, locksteps): the
 # edit-test loop; CI runs them all.
 TEST_WORKERS ?= auto
-test: $(STAMP)
+test: $(STAMP) browser
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 test-fast: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow" tests
+
+# The events page is tested in headless Chromium (Debian's chromium and chromium-driver);
+# installed here when apt-get can, else that test skips and says why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium and chromium-driver for the page test"; \
+		apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } || \
+		echo "could not install chromium: the events page test will be skipped"; \
+	else echo "no chromium and no apt-get: the events page test will be skipped"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

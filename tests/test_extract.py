@@ -5,6 +5,7 @@ resume, avvp-data check, the training data module)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,6 +80,16 @@ def test_decoding_gives_8_fps_frames_and_48_khz_mono_with_the_tone_where_it_was(
     # a one-window clip keeps all its samples, as librosa.load gives VALOR the whole clip
     # (AAC's priming and padding make it a few hundred samples longer than 10 s)
     assert window.audio.dtype == np.float32 and 480_000 <= window.audio.size < 481_000
+    # independently: the decoder's float samples, channel mean, soxr's HQ resampling to
+    # 48 kHz (librosa.load's steps); the project goes through 16-bit samples as
+    # librosa's audioread fallback does, so they agree to the 16-bit step
+    import soxr
+
+    with av.open(str(video)) as container:
+        planar = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+        rate = container.streams.audio[0].rate
+    expected = soxr.resample(planar.mean(axis=0), rate, 48_000, quality="HQ")
+    np.testing.assert_allclose(window.audio, expected, atol=2e-4)
     loudness = np.sqrt(np.square(window.audio[:480_000].reshape(10, -1)).mean(axis=1))
     # the burst (0.5 on the left, 0.4 on the right: mean 0.45, RMS 0.32) in seconds 3-5 only
     assert np.all(loudness[3:6] > 0.25) and np.all(np.delete(loudness, [3, 4, 5]) < 0.05)
@@ -92,6 +103,12 @@ def test_a_long_video_is_cut_into_windows_and_its_short_tail_kept(tmp_path):
     assert [w.id for w in windows] == ["long_0_10", "long_10_20", "long_20_25"]
     assert [len(w.frames) for w in windows] == [80, 80, 40]
     assert [w.audio.size for w in windows] == [480_000, 480_000, 240_000]
+    # up to 11 s is one window of every frame; a shorter input one short window
+    (nearly,) = decode_windows(write_video(tmp_path / "nearly.mp4", seconds=10.5, fps=8))
+    assert nearly.id == "nearly" and len(nearly.frames) == 84 and nearly.end == 10.5
+    (short,) = decode_windows(write_video(tmp_path / "short.mp4", seconds=4, fps=8))
+    assert short.id == "short" and len(short.frames) == 32
+    assert 4 * 48_000 <= short.audio.size < 4 * 48_000 + 2_048
 
 
 # --- the features: equal to VALOR's and HAN's steps ----------------------------------------
@@ -376,6 +393,9 @@ def test_cli_extracts_windows_skips_bad_files_resumes_and_passes_the_data_check(
     tmp_path, tiny_extractor_weights
 ):
     from avvp_lit.data.stores import open_store
+    from avvp_lit.engine.parsing import parse_videos
+    from tests.helpers.tiny import TinyNet
+    from tests.test_parse import parse_config, write_checkpoint
 
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -420,12 +440,40 @@ def test_cli_extracts_windows_skips_bad_files_resumes_and_passes_the_data_check(
     arrays = store.read("long_20_25")
     assert arrays["audio"].shape == (64, 768) and arrays["pl_visual"].shape == (10, 25)
 
+    # avvp-parse reads the folder as it is (a tiny network of the valor inputs)
+    ckpt = write_checkpoint(tmp_path / "tiny.ckpt", TinyNet("valor"))
+    summary = parse_videos(
+        parse_config([f"ckpt={ckpt}", f"input={out}", "split=test"], tmp_path / "parsed")
+    )
+    assert summary["feature_set"] == "valor" and not summary["skipped"]
+    parsed = [json.loads(line)["filename"] for line in (tmp_path / "parsed/events.jsonl").open()]
+    assert parsed == ["long_20_25"]
+
     # --resume does nothing for finished videos; without it they are extracted again
     before = (out / "CLIP/features/long_0_10.npy").stat().st_mtime_ns
     again = _cli([*args, "--resume"])
     assert again.returncode == 0, again.stderr
     assert (out / "CLIP/features/long_0_10.npy").stat().st_mtime_ns == before
     assert "already done" in again.stdout
+
+
+@pytest.mark.slow
+def test_h5_format_writes_one_store_the_data_layer_reads(tmp_path, tiny_extractor_weights):
+    from avvp_lit.data.stores import open_store
+
+    write_video(tmp_path / "short.mp4", seconds=3)
+    labels = tmp_path / "weak.csv"
+    labels.write_text("filename\tevent_labels\nshort\tSpeech\n")
+    out = tmp_path / "out"
+    args = [str(tmp_path / "short.mp4"), "--out", str(out), "--format", "h5"]
+    run = _cli([*args, "--labels", str(labels), "--weights", str(tiny_extractor_weights)])
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["features.h5", "skipped.txt", "windows.tsv"]
+    arrays = open_store(out, "valor", "h5").read("short")
+    assert arrays["visual"].shape == (10, 768) and arrays["pl_audio"].shape == (10, 25)
+    assert "stretched" in (out / "windows.tsv").read_text()  # 3 s over 10 segments
+    no_labels = _cli([*args, "--weights", str(tiny_extractor_weights)])
+    assert no_labels.returncode == 2 and "give --labels" in no_labels.stderr
 
 
 def test_missing_weights_are_one_line_each_with_where_and_how(tmp_path):

@@ -23,7 +23,8 @@ class TinyOutput:
 
 @register_block
 class TinyNet(nn.Module):
-    """A stand-in parsing network for the HAN feature shapes (B, 10, 128) / (B, 80, 2048).
+    """A stand-in parsing network for the HAN feature shapes (B, 10, 128) / (B, 80, 2048)
+    or, with ``feature_set="valor"``, VALOR's (B, 64, 768) / (B, 10, 768).
 
     Frame logits are standardised per video, so about half of the seconds are positive
     whatever the random features; ``class_wise`` adds SECM-like attention maps.
@@ -33,16 +34,19 @@ class TinyNet(nn.Module):
         super().__init__()
         self.feature_set = feature_set
         self.class_wise = class_wise
-        self.fc_a = nn.Linear(128, 25)
-        self.fc_v = nn.Linear(2048, 25)
+        valor = feature_set == "valor"  # CLAP map (B, 64, 768), CLIP frames (B, 10, 768)
+        self.fc_a = nn.Linear(768 if valor else 128, 25)
+        self.fc_v = nn.Linear(768 if valor else 2048, 25)
         self.fc_st = nn.Linear(512, 25)
 
     def forward(
         self, audio: torch.Tensor, visual: torch.Tensor, visual_st: torch.Tensor
     ) -> TinyOutput:
         batch = audio.shape[0]
+        if audio.shape[1] != 10:  # the CLAP token map, pooled to 10 seconds
+            audio = nn.functional.adaptive_avg_pool1d(audio.transpose(1, 2), 10).transpose(1, 2)
         a = self.fc_a(audio)
-        v = self.fc_v(visual.view(batch, 10, 8, -1).mean(2)) + self.fc_st(visual_st)
+        v = self.fc_v(visual.view(batch, 10, -1, visual.shape[-1]).mean(2)) + self.fc_st(visual_st)
         logits = torch.stack([a, v], dim=2)
         logits = logits - logits.mean(dim=(1, 2, 3), keepdim=True)
         logits = 2 * logits / logits.std(dim=(1, 2, 3), keepdim=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +31,21 @@ from omegaconf import DictConfig, OmegaConf
 from avvp_lit.classes import CLASSES, EVENT_MODALITIES
 from avvp_lit.data.llp_stats import positive_runs
 from avvp_lit.engine.validation import validate_values
+from avvp_lit.engine.video_input import (
+    ExtractionKey,
+    check_feature_set,
+    default_cache,
+    is_video_input,
+    video_inputs,
+)
+from avvp_lit.extract.weights import use_offline_hub
 from avvp_lit.inference import Source, binarize_time_major, open_source, run_network
 from avvp_lit.metrics import protocol_dict
 from avvp_lit.models.loading import read_network
 from avvp_lit.utils.atomic import atomic_write_bytes
 from avvp_lit.utils.errors import ConfigError, InputError, first_names
 from avvp_lit.utils.progress import report_line
+from avvp_lit.viz.events_page import PageVideo, events_page
 
 CSV_COLUMNS: tuple[str, ...] = ("filename", "class", "modality", "onset", "offset", "score")
 SKIPPED_SHOWN = 10
@@ -100,6 +110,51 @@ def extract_events(
     )
 
 
+def join_windows(
+    pred_audio: np.ndarray,
+    pred_visual: np.ndarray,
+    prob_audio: np.ndarray,
+    prob_visual: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+) -> tuple[Events, np.ndarray]:
+    """One long video's events from its windows, on the whole video's time axis.
+
+    The W windows (each (10, 25) decisions and probabilities, in time order, window w
+    covering seconds [starts[w], ends[w])) are laid end to end, so an event that runs to
+    the end of one window and on from the start of the next is one event. A short window
+    (the tail) spreads its 10 segments over its own length. Returns the events (onset and
+    offset in seconds; video index 0) and the (W * 10 + 1,) segment borders in seconds.
+    """
+    windows, segments, classes = np.shape(pred_audio)
+    starts, ends = np.asarray(starts, dtype=float), np.asarray(ends, dtype=float)
+
+    def laid(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x).reshape(1, windows * segments, classes)  # (1, W * 10, 25)
+
+    events = extract_events(
+        laid(pred_audio), laid(pred_visual), laid(prob_audio), laid(prob_visual)
+    )
+    fractions = np.arange(segments) / segments
+    borders = starts[:, None] + (ends - starts)[:, None] * fractions[None, :]  # (W, 10)
+    bounds = np.append(borders.reshape(-1), ends[-1])
+    joined = Events(
+        video=events.video,
+        modality=events.modality,
+        label=events.label,
+        onset=bounds[events.onset],
+        offset=bounds[events.offset],
+        score=events.score,
+    )
+    return joined, bounds
+
+
+def _seconds(value: float) -> int | float:
+    """Whole seconds as an int (the feature inputs' events), else seconds to the ms."""
+    value = float(value)
+    return int(value) if value.is_integer() else round(value, 3)
+
+
 # --------------------------------------------------------------------------- writers
 
 
@@ -118,8 +173,8 @@ def event_records(events: Events, filenames: Sequence[str]) -> list[dict[str, An
                     {
                         "class": str(c),
                         "modality": str(m),
-                        "onset": int(on),
-                        "offset": int(off),
+                        "onset": _seconds(on),
+                        "offset": _seconds(off),
                         "score": round(float(s), 4),
                     }
                     for c, m, on, off, s in zip(
@@ -209,6 +264,32 @@ def parse_videos(cfg: DictConfig) -> dict[str, Any]:
     protocol = protocol_dict(**metrics)
     loaded = read_network(cfg.ckpt, trusted=tuple(cfg.get("trusted_blocks") or ()))
     network, network_config = loaded.network, loaded.model_config
+    out = Path(cfg.output_dir)
+    model = str((network_config or {}).get("_target_", type(network).__name__))
+    source = Path(cfg.input)
+    if source.is_dir() and not any(source.iterdir()):
+        raise InputError(f"input={source}: the folder is empty (no videos, no features)")
+    if is_video_input(source):
+        summary, pages = _parse_video_files(cfg, network, network_config, metrics, device)
+    else:
+        summary, pages = _parse_features(cfg, network, network_config, metrics, device)
+    summary = {"ckpt": str(cfg.ckpt), "input": str(cfg.input), **summary, "protocol": protocol}
+    records = summary.pop("records")
+    write_outputs(out, records, summary)
+    page = events_page(pages, model=model, checkpoint=str(cfg.ckpt), protocol=protocol)
+    atomic_write_bytes(out / "events.html", page.encode())
+    _report(summary, out)
+    if not summary["parsed"]:
+        raise InputError(
+            f"input={cfg.input}: none of its {summary['videos']} videos could be parsed "
+            f"(reasons in {out / 'skipped.txt'})"
+        )
+    return summary
+
+
+def _parse_features(
+    cfg: DictConfig, network: torch.nn.Module, network_config: Any, metrics: dict, device: str
+) -> tuple[dict[str, Any], list[PageVideo]]:
     feature_set = cfg.feature_set or (network_config or {}).get("feature_set")
     source = open_source(
         cfg.input, split=cfg.split, feature_set=feature_set, store_kind=cfg.get("store", "auto")
@@ -227,27 +308,106 @@ def parse_videos(cfg: DictConfig) -> dict[str, Any]:
     frame = parsed.probabilities["frame_prob"]
     events = extract_events(pred_audio, pred_visual, frame[:, :, 0], frame[:, :, 1])
     records = event_records(events, parsed.filenames)
-    out = Path(cfg.output_dir)
+    bounds = np.arange(frame.shape[1] + 1, dtype=float)
+    pages = [
+        PageVideo(r["filename"], bounds, frame[i, :, 0], frame[i, :, 1], r["events"])
+        for i, r in enumerate(records)
+    ]
     summary = {
-        "ckpt": str(cfg.ckpt),
-        "input": str(cfg.input),
         "mode": source.mode,
         "split": cfg.split if source.mode == "dataset" else None,
         "feature_set": source.store.feature_set.name,
-        "protocol": protocol,
         "videos": len(source.filenames),
         "parsed": len(parsed.filenames),
         "events": len(events),
         "skipped": parsed.skipped,
+        "records": records,
     }
-    write_outputs(out, records, summary)
-    _report(summary, out)
-    if not parsed.filenames:
-        raise InputError(
-            f"input={cfg.input}: none of its {len(source.filenames)} videos could be parsed "
-            f"(reasons in {out / 'skipped.txt'})"
+    return summary, pages
+
+
+def _parse_video_files(
+    cfg: DictConfig, network: torch.nn.Module, network_config: Any, metrics: dict, device: str
+) -> tuple[dict[str, Any], list[PageVideo]]:
+    """Video files: features from the extraction cache (extracting what is not there,
+    all uncached files in one run), the network on each video's windows, the windows'
+    events joined on the video's time axis."""
+    from avvp_lit.extract.pipeline import DONE_FILE, ExtractSettings, cached_windows, fill_cache
+
+    check_feature_set(cfg.feature_set or (network_config or {}).get("feature_set"))
+    files = video_inputs(Path(cfg.input))
+    if not files:
+        raise ConfigError(f"input={cfg.input}: no video files in it")
+    out = Path(cfg.output_dir)
+    weights = Path(cfg.weights) if cfg.get("weights") else None
+    use_offline_hub(weights)
+    key = ExtractionKey("valor", float(cfg.window), str(cfg.precision))
+    cache = Path(cfg.extract_cache) if cfg.get("extract_cache") else default_cache()
+    entries = {f: cache / key.of(f) for f in files if f.is_file()}
+    skipped = {f.stem: f"{f}: no such file" for f in files if not f.is_file()}
+    todo = [f for f, entry in entries.items() if not (entry / DONE_FILE).is_file()]
+    if todo:
+        settings = ExtractSettings(
+            window_s=float(cfg.window),
+            precision=str(cfg.precision),
+            device=device,
+            workers=int(cfg.workers),
         )
-    return summary
+        failed = fill_cache(todo, entries, settings, weights, progress=bool(cfg.progress))
+        skipped.update({Path(f).stem: reason for f, reason in failed.items()})
+    records: list[dict[str, Any]] = []
+    pages: list[PageVideo] = []
+    total_events = 0
+    for file, entry in entries.items():
+        if file.stem in skipped:
+            continue
+        windows = cached_windows(entry)  # [(id, start, end)] in time order
+        source = open_source(entry, split=cfg.split, feature_set="valor")
+        parsed = run_network(
+            network, source, batch_size=int(cfg.batch_size), device=device, progress=False
+        )
+        if parsed.skipped:
+            skipped[file.stem] = "; ".join(parsed.skipped.values())
+            continue
+        row = {name: i for i, name in enumerate(parsed.filenames)}
+        order = np.array([row[w] for w, _, _ in windows])
+        probabilities = {k: v[order] for k, v in parsed.probabilities.items()}
+        pred_audio, pred_visual = binarize_time_major(probabilities, metrics)
+        frame = probabilities["frame_prob"]  # (W, 10, 2, 25)
+        events, bounds = join_windows(
+            pred_audio,
+            pred_visual,
+            frame[:, :, 0],
+            frame[:, :, 1],
+            np.array([s for _, s, _ in windows]),
+            np.array([e for _, _, e in windows]),
+        )
+        record = event_records(events, [file.stem])[0]
+        records.append(record)
+        total_events += len(events)
+        pages.append(
+            PageVideo(
+                file.stem,
+                bounds,
+                frame[:, :, 0].reshape(-1, frame.shape[-1]),
+                frame[:, :, 1].reshape(-1, frame.shape[-1]),
+                record["events"],
+                video=os.path.relpath(file.resolve(), out.resolve()),
+            )
+        )
+    summary = {
+        "mode": "video",
+        "split": None,
+        "feature_set": "valor",
+        "videos": len(files),
+        "parsed": len(records),
+        "events": total_events,
+        "extracted": len(todo),
+        "extract_cache": str(cache),
+        "skipped": skipped,
+        "records": records,
+    }
+    return summary, pages
 
 
 def _report(summary: Mapping[str, Any], out: Path) -> None:

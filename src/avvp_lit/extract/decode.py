@@ -12,7 +12,7 @@ does to an mp4 through its audioread fallback (VALOR utils/clap_preprocess.py:19
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -22,7 +22,6 @@ import soxr
 from avvp_lit.extract.recipe import FRAME_RATE, SAMPLE_RATE, WINDOW_S
 from avvp_lit.utils.errors import InputError
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
 # a window's tail shorter than this is not a window of its own (it has no whole second)
 MIN_WINDOW_S = 1.0
 
@@ -173,26 +172,15 @@ def decode_windows(path: Path, window_s: float = WINDOW_S) -> Iterator[Window]:
                 emitted += 1
     if not (pieces or emitted or buffer):
         raise DecodeError(f"{path}: the video stream holds no frames")
-    if not emitted and len(pieces) <= 1 and len(buffer) < MIN_WINDOW_S * FRAME_RATE:
+    whole_tail = len(buffer) >= MIN_WINDOW_S * FRAME_RATE
+    if not emitted and (not pieces or (len(pieces) == 1 and not whole_tail)):
         # one window: all its frames and all its audio, as VALOR reads a whole clip (a
         # 10-second clip decodes to about 80 frames and 480,000 samples, rarely exactly)
         frames = [*(list(pieces[0][2]) if pieces else []), *buffer]
         whole = window(0.0, len(frames) / FRAME_RATE, np.stack(frames), count=1)
-        yield Window(**{**whole.__dict__, "audio": audio})
+        yield replace(whole, audio=audio)
         return
-    if buffer and len(buffer) >= MIN_WINDOW_S * FRAME_RATE:
+    if whole_tail:
         pieces.append(piece(buffer))
     for held in pieces:
         yield window(*held, count=2)
-
-
-def video_files(inputs: list[Path]) -> list[Path]:
-    """The video files named, or found (sorted, not recursive) in the folders named."""
-    found: list[Path] = []
-    for item in inputs:
-        item = Path(item)
-        if item.is_dir():
-            found.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES))
-        else:
-            found.append(item)
-    return list(dict.fromkeys(found))

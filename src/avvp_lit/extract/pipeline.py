@@ -10,6 +10,7 @@ that cannot be used is one line in ``skipped.txt``; the others go on.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -23,7 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from avvp_lit.classes import NUM_CLASSES
 from avvp_lit.data.annotations import feature_id, read_weak_labels
 from avvp_lit.data.features import get_feature_set
-from avvp_lit.extract.decode import DecodeError, decode_windows, video_files
+from avvp_lit.extract.decode import DecodeError, decode_windows
+from avvp_lit.extract.files import video_files
 from avvp_lit.extract.inputs import (
     WindowInputs,
     clap_feature_waveform,
@@ -47,6 +49,7 @@ DONE_FILE = "extracted.tsv"
 SKIPPED_FILE = "skipped.txt"
 WINDOWS_FILE = "windows.tsv"
 STAGING = ".npy-staging"
+WINDOWS_HEADER = "id\tsource\tstart_s\tend_s\tframes_8fps\tshort\n"
 FEATURES = get_feature_set("valor")
 STAGES = ("load", "decode", "clip", "clap", "r2plus1d", "write")
 
@@ -328,3 +331,48 @@ def extract(
         shutil.rmtree(root)
     result.wall_s = time.perf_counter() - started
     return result
+
+
+def cached_windows(root: Path) -> list[tuple[str, float, float]]:
+    """An extraction folder's windows (id, start s, end s) from its windows.tsv, in time
+    order."""
+    rows = (Path(root) / WINDOWS_FILE).read_text().splitlines()[1:]
+    windows = [(c[0], float(c[2]), float(c[3])) for c in (r.split("\t") for r in rows)]
+    return sorted(windows, key=lambda w: w[1])
+
+
+def fill_cache(
+    files: list[Path],
+    entries: dict[Path, Path],
+    settings: ExtractSettings,
+    weights: Path | None,
+    *,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Extract ``files`` in one run (the models loaded once), then move each video's
+    feature arrays and windows into its own folder ``entries[file]``, which appears
+    complete or not at all (a folder rename). Returns the skipped files and why."""
+    staging = next(iter(entries.values())).parent / f".staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        result = extract(files, staging, settings, weights=weights, progress=progress)
+        rows = (staging / WINDOWS_FILE).read_text().splitlines()[1:]
+        by_id = {row.split("\t")[0]: row for row in rows}
+        inputs = [m for m in FEATURES.modalities if not m.is_label]
+        for source, ids in _completed(staging).items():
+            entry = entries[Path(source)]
+            partial = entry.with_name(f".{entry.name}.tmp-{os.getpid()}")
+            shutil.rmtree(partial, ignore_errors=True)
+            for modality in inputs:
+                (partial / modality.folder).mkdir(parents=True)
+                for window in ids:
+                    name = f"{window}.npy"
+                    os.replace(staging / modality.folder / name, partial / modality.folder / name)
+            table = WINDOWS_HEADER + "".join(by_id[w] + "\n" for w in ids)
+            (partial / WINDOWS_FILE).write_text(table)
+            (partial / DONE_FILE).write_text(f"{source}\t{','.join(ids)}\n")
+            shutil.rmtree(entry, ignore_errors=True)
+            os.replace(partial, entry)
+        return result.skipped
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,78 @@
+"""Video files as ``avvp-parse`` input: which inputs are videos, and their features,
+extracted once through ``avvp-extract``'s pipeline and cached.
+
+The cache key is the file's content (SHA-256) and the extraction settings (feature set,
+window, precision, the recipe's version), so a second parse of the same file with the same
+settings reads the cached arrays, and a changed file or setting extracts again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from avvp_lit.extract.files import VIDEO_SUFFIXES, video_files
+from avvp_lit.utils.errors import ConfigError
+
+# bump when the extraction's numbers change, so old cache entries are not read
+RECIPE_VERSION = 1
+LIST_SUFFIXES = (".txt", ".lst")
+
+
+def default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "avvp-lit" / "extract"
+
+
+def is_video_input(path: Path) -> bool:
+    """A video file, a list file of videos, or a folder holding video files (and no
+    feature folders)."""
+    path = Path(path)
+    if path.is_file():
+        return path.suffix.lower() in VIDEO_SUFFIXES + LIST_SUFFIXES
+    if path.is_dir():
+        has_videos = any(p.suffix.lower() in VIDEO_SUFFIXES for p in path.iterdir())
+        has_features = any((path / d).is_dir() for d in ("CLIP", "CLAP", "feats"))
+        return has_videos and not has_features
+    return False
+
+
+def video_inputs(path: Path) -> list[Path]:
+    """The video files of an input: the file, a folder's video files (sorted), or the
+    files a list names (one per line, relative to the list; ``#`` starts a comment)."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+        return [path.parent / line for line in lines if line and not line.startswith("#")]
+    return video_files([path])
+
+
+@dataclass(frozen=True)
+class ExtractionKey:
+    """What decides a video's features besides its bytes."""
+
+    feature_set: str
+    window_s: float
+    precision: str
+
+    def of(self, video: Path) -> str:
+        digest = hashlib.sha256()
+        with open(video, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        settings = json.dumps({**self.__dict__, "recipe": RECIPE_VERSION}, sort_keys=True)
+        digest.update(settings.encode())
+        return digest.hexdigest()[:32]
+
+
+def check_feature_set(name: str | None) -> str:
+    """The feature set a checkpoint asks for, if avvp-extract can make it."""
+    if name not in (None, "valor"):
+        raise ConfigError(
+            f"the checkpoint's model reads {name!r} features; avvp-extract makes the valor "
+            "feature set only, so video input needs a checkpoint trained on valor features"
+        )
+    return "valor"

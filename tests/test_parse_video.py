@@ -1,0 +1,292 @@
+"""avvp-parse on video files: windows joined on the video's time axis, the extraction
+cache, the same events as parsing the features avvp-extract wrote, bad input, and the
+events page read in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avvp_lit.classes import CLASS_INDEX
+from avvp_lit.engine.parsing import join_windows
+
+K = CLASS_INDEX["Dog"]
+
+
+def _windows(count: int) -> tuple[np.ndarray, ...]:
+    shape = (count, 10, 25)
+    return np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape), np.zeros(shape)
+
+
+def _audio_events(events) -> list[tuple[float, float]]:
+    return [
+        (float(on), float(off))
+        for m, on, off in zip(events.modality, events.onset, events.offset, strict=True)
+        if m == 0
+    ]
+
+
+def test_an_event_crossing_one_border_is_one_event():
+    pa, pv, qa, qv = _windows(2)
+    pa[0, 8:, K] = pa[1, :3, K] = True
+    qa[0, 8:, K], qa[1, :3, K] = 0.9, 0.6
+    events, bounds = join_windows(pa, pv, qa, qv, np.array([0, 10]), np.array([10, 20]))
+    assert _audio_events(events) == [(8.0, 13.0)]
+    assert events.score[0] == pytest.approx((2 * 0.9 + 3 * 0.6) / 5)
+    assert bounds.tolist() == list(range(21))
+
+
+def test_an_event_crossing_two_borders_and_one_ending_at_a_border():
+    pa, pv, qa, qv = _windows(3)
+    pa[0, 9, K] = pa[1, :, K] = pa[2, :1, K] = True
+    other = CLASS_INDEX["Car"]
+    pa[0, 5:, other] = True  # ends exactly at the first border
+    pa[1, 0:2, CLASS_INDEX["Cat"]] = True  # starts exactly at it
+    events, _ = join_windows(pa, pv, qa, qv, np.array([0, 10, 20]), np.array([10, 20, 30]))
+    by_class = {
+        int(label): (float(on), float(off))
+        for label, on, off in zip(events.label, events.onset, events.offset, strict=True)
+    }
+    assert by_class == {K: (9.0, 21.0), other: (5.0, 10.0), CLASS_INDEX["Cat"]: (10.0, 12.0)}
+
+
+def test_a_25_second_video_spreads_its_short_tail_over_ten_segments():
+    pa, pv, qa, qv = _windows(3)
+    pv[1, 9, K] = pv[2, :4, K] = True  # visible from 19 s into the tail's first 2 s
+    pa[2, 6:, K] = True  # audible in the tail's last 2 s
+    events, bounds = join_windows(pa, pv, qa, qv, np.array([0, 10, 20]), np.array([10, 20, 25]))
+    assert bounds[20:].tolist() == [
+        20.0,
+        20.5,
+        21.0,
+        21.5,
+        22.0,
+        22.5,
+        23.0,
+        23.5,
+        24.0,
+        24.5,
+        25.0,
+    ]
+    spans = {
+        (int(m), float(on), float(off))
+        for m, on, off in zip(events.modality, events.onset, events.offset, strict=True)
+    }
+    assert spans == {(1, 19.0, 22.0), (0, 23.0, 25.0)}
+
+
+# --- end to end --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def parsed_video(tmp_path_factory, tiny_extractor_weights):
+    """A 25-second clip parsed from the .mp4, and from the features avvp-extract wrote."""
+    from avvp_lit.engine.parsing import parse_videos
+    from avvp_lit.extract.pipeline import ExtractSettings, extract
+    from avvp_lit.extract.stand_ins import write_video
+    from tests.helpers.tiny import TinyNet
+    from tests.test_parse import parse_config, write_checkpoint
+
+    root = tmp_path_factory.mktemp("parse_video")
+    videos = root / "videos"
+    videos.mkdir()
+    video = write_video(videos / "walk.mp4", seconds=25, fps=8, size=(80, 60))
+    write_video(videos / "mute.mp4", seconds=3, audio=False)
+    (videos / "broken.mp4").write_bytes(b"\x00" * 512)
+    import torch
+
+    torch.manual_seed(5)
+    ckpt = write_checkpoint(root / "valor.ckpt", TinyNet("valor"))
+    common = [
+        f"ckpt={ckpt}",
+        f"weights={tiny_extractor_weights}",
+        f"extract_cache={root / 'cache'}",
+    ]
+    summary = parse_videos(parse_config([*common, f"input={videos}"], root / "from_video"))
+    again = parse_videos(parse_config([*common, f"input={video}"], root / "again"))
+    features = root / "features"
+    extract(
+        [video],
+        features,
+        ExtractSettings(workers=0),
+        weights=tiny_extractor_weights,
+        progress=False,
+    )
+    from_features = parse_videos(
+        parse_config([f"ckpt={ckpt}", f"input={features}"], root / "from_features")
+    )
+    return root, video, summary, again, from_features
+
+
+@pytest.mark.slow
+def test_parsing_the_mp4_gives_the_events_of_its_extracted_features(parsed_video):
+    from avvp_lit.extract.pipeline import cached_windows
+
+    root, video, summary, again, from_features = parsed_video
+    assert summary["mode"] == "video" and summary["parsed"] == 1 and summary["extracted"] == 3
+    assert set(summary["skipped"]) == {"mute", "broken"}
+    assert "no audio stream" in summary["skipped"]["mute"]
+    assert again["extracted"] == 0  # the same file and settings: read from the cache
+    # the features' per-window events, laid on the video's time axis by hand
+    windows = cached_windows(root / "features")
+    records = {
+        json.loads(line)["filename"]: json.loads(line)["events"]
+        for line in (root / "from_features/events.jsonl").open()
+    }
+    expected = []
+    for name, start, end in windows:
+        scale = (end - start) / 10
+        for e in records[name]:
+            expected.append(
+                (e["class"], e["modality"], start + e["onset"] * scale, start + e["offset"] * scale)
+            )
+    (record,) = [json.loads(line) for line in (root / "from_video/events.jsonl").open()]
+    assert record["filename"] == "walk"
+    got = sorted((e["class"], e["modality"], e["onset"], e["offset"]) for e in record["events"])
+    # events ending at one window's end and starting at the next one's are joined
+    merged: list[tuple] = []
+    for item in sorted(expected, key=lambda e: (e[0], e[1], e[2])):
+        if merged and merged[-1][:2] == item[:2] and merged[-1][3] == item[2]:
+            merged[-1] = (*item[:2], merged[-1][2], item[3])
+        else:
+            merged.append(item)
+    assert got == sorted(merged)
+    assert len(got) > 0
+    assert from_features["parsed"] == 3
+
+
+def test_a_han_checkpoint_on_video_input_is_a_named_error_before_decoding(tmp_path):
+    from avvp_lit.engine.parsing import parse_videos
+    from avvp_lit.extract.stand_ins import write_video
+    from avvp_lit.utils.errors import ConfigError
+    from tests.helpers.tiny import TinyNet
+    from tests.test_parse import parse_config, write_checkpoint
+
+    video = write_video(tmp_path / "a.mp4", seconds=2)
+    ckpt = write_checkpoint(tmp_path / "han.ckpt", TinyNet("han"))
+    cache = tmp_path / "cache"
+    with pytest.raises(ConfigError, match="reads 'han' features"):
+        parse_videos(
+            parse_config(
+                [f"ckpt={ckpt}", f"input={video}", f"extract_cache={cache}"], tmp_path / "o"
+            )
+        )
+    assert not cache.exists()
+
+
+def test_an_empty_folder_is_a_named_error(tmp_path):
+    from avvp_lit.engine.parsing import parse_videos
+    from avvp_lit.utils.errors import InputError
+    from tests.helpers.tiny import TinyNet
+    from tests.test_parse import parse_config, write_checkpoint
+
+    ckpt = write_checkpoint(tmp_path / "v.ckpt", TinyNet("valor"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty"):
+        parse_videos(parse_config([f"ckpt={ckpt}", f"input={tmp_path / 'empty'}"], tmp_path / "o"))
+
+
+# --- the page, in a real browser -----------------------------------------------------------
+def _browser():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip(
+            "headless Chromium is not installed: apt-get install chromium chromium-driver "
+            "(make test installs them where apt-get can)"
+        )
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1200,900",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.mark.slow
+def test_the_page_shows_the_events_on_the_video_in_chromium(parsed_video):
+    from selenium.webdriver.common.by import By
+
+    root, _, _, _, _ = parsed_video
+    page = root / "from_video/events.html"
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text  # nothing fetched from a network
+    with open(root / "from_video/events.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    browser = _browser()
+    try:
+        browser.get(page.as_uri())
+        bars = browser.find_elements(By.CSS_SELECTOR, ".event")
+        assert len(bars) == len(rows)
+        shown = sorted(
+            (
+                b.get_attribute("data-cls"),
+                b.get_attribute("data-modality"),
+                float(b.get_attribute("data-onset")),
+            )
+            for b in bars
+        )
+        assert shown == sorted((r["class"], r["modality"], float(r["onset"])) for r in rows)
+        assert browser.find_element(By.ID, "player").get_attribute("src").endswith("walk.mp4")
+        latest = max(bars, key=lambda b: float(b.get_attribute("data-onset")))
+        latest.click()
+        time = browser.execute_script("return document.getElementById('player').currentTime")
+        assert time == pytest.approx(float(latest.get_attribute("data-onset")), abs=0.05)
+        head = browser.find_element(By.ID, "playhead")
+        assert float(head.get_attribute("data-time")) == pytest.approx(time, abs=0.05)
+        shot = Path(os.environ.get("AVVP_SCREENSHOTS", root)) / "events_page.png"
+        assert browser.save_screenshot(str(shot))  # looked at by the developer
+
+        # feature input: the same lanes, no player
+        browser.get((root / "from_features/events.html").as_uri())
+        assert not browser.find_elements(By.TAG_NAME, "video")
+        with open(root / "from_features/events.csv") as handle:
+            first = next(csv.DictReader(handle))["filename"]
+        shown = browser.find_elements(By.CSS_SELECTOR, ".event")
+        assert shown and browser.find_element(By.ID, "title").text == first
+
+        # 1,000 videos: a list to pick from and one player, drawn for the video picked
+        many = root / "many.html"
+        many.write_text(_many_videos_page(1000))
+        browser.get(many.as_uri())
+        items = browser.find_elements(By.CSS_SELECTOR, "#list li")
+        assert len(items) == 1000 and len(browser.find_elements(By.TAG_NAME, "video")) == 1
+        items[737].click()
+        assert browser.find_element(By.ID, "title").text == "clip0737"
+        assert browser.find_element(By.ID, "player").get_attribute("src").endswith("clip0737.mp4")
+    finally:
+        browser.quit()
+
+
+def _many_videos_page(count: int) -> str:
+    from avvp_lit.viz.events_page import PageVideo, events_page
+
+    rng = np.random.default_rng(0)
+    videos = [
+        PageVideo(
+            f"clip{i:04d}",
+            np.arange(11, dtype=float),
+            rng.random((10, 25)),
+            rng.random((10, 25)),
+            [{"class": "Dog", "modality": "audio", "onset": 2, "offset": 5, "score": 0.7}],
+            video=f"videos/clip{i:04d}.mp4",
+        )
+        for i in range(count)
+    ]
+    return events_page(videos, model="m", checkpoint="c.ckpt", protocol={"gating": "global"})
