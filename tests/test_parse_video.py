@@ -178,6 +178,41 @@ def test_a_han_checkpoint_on_video_input_is_a_named_error_before_decoding(tmp_pa
     assert not cache.exists()
 
 
+@pytest.mark.slow
+def test_the_command_a_new_user_types(tmp_path, tiny_extractor_weights):
+    """avvp-parse ckpt=... input=my_video.mp4 in a fresh process whose Hugging Face cache
+    is not the weights' (the weights folder's huggingface/ must be found on its own), then
+    outputs/parse/latest/events.html with the video beside it."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from avvp_lit.extract.stand_ins import write_video
+    from tests.helpers import REPO
+    from tests.helpers.tiny import TinyNet
+    from tests.test_parse import write_checkpoint
+
+    write_video(tmp_path / "my_video.mp4", seconds=3)
+    torch.manual_seed(2)
+    ckpt = write_checkpoint(tmp_path / "best.ckpt", TinyNet("valor"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env["PYTHONPATH"] = str(REPO)
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "avvp_lit.cli.parse", f"ckpt={ckpt}", "input=my_video.mp4",
+            f"weights={tiny_extractor_weights}", f"extract_cache={tmp_path / 'cache'}",
+            "trusted_blocks=[tests.helpers.tiny.TinyNet]",
+        ],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    page = tmp_path / "outputs/parse/latest/events.html"
+    assert page.is_file()
+    assert (page.parent / "videos/my_video.mp4").resolve() == (tmp_path / "my_video.mp4").resolve()
+    assert json.loads((page.parent / "summary.json").read_text())["parsed"] == 1
+
+
 def test_an_empty_folder_is_a_named_error(tmp_path):
     from avvp_lit.engine.parsing import parse_videos
     from avvp_lit.utils.errors import InputError
@@ -222,6 +257,7 @@ def _browser():
 @pytest.mark.slow
 def test_the_page_shows_the_events_on_the_video_in_chromium(parsed_video):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     root, _, _, _, _ = parsed_video
     page = root / "from_video/events.html"
@@ -243,7 +279,14 @@ def test_the_page_shows_the_events_on_the_video_in_chromium(parsed_video):
             for b in bars
         )
         assert shown == sorted((r["class"], r["modality"], float(r["onset"])) for r in rows)
-        assert browser.find_element(By.ID, "player").get_attribute("src").endswith("walk.mp4")
+        assert (
+            browser.find_element(By.ID, "player").get_attribute("src").endswith("videos/walk.mp4")
+        )
+        duration = browser.execute_script("return document.getElementById('player').duration")
+        assert duration == pytest.approx(25, abs=0.2)  # the linked video loaded
+        WebDriverWait(browser, 20).until(
+            lambda b: b.execute_script("return document.getElementById('player').readyState") >= 1
+        )
         latest = max(bars, key=lambda b: float(b.get_attribute("data-onset")))
         latest.click()
         time = browser.execute_script("return document.getElementById('player').currentTime")
@@ -255,6 +298,7 @@ def test_the_page_shows_the_events_on_the_video_in_chromium(parsed_video):
 
         # feature input: the same lanes, no player
         browser.get((root / "from_features/events.html").as_uri())
+        WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "title"))
         assert not browser.find_elements(By.TAG_NAME, "video")
         with open(root / "from_features/events.csv") as handle:
             first = next(csv.DictReader(handle))["filename"]
@@ -265,6 +309,9 @@ def test_the_page_shows_the_events_on_the_video_in_chromium(parsed_video):
         many = root / "many.html"
         many.write_text(_many_videos_page(1000))
         browser.get(many.as_uri())
+        WebDriverWait(browser, 30).until(
+            lambda b: len(b.find_elements(By.CSS_SELECTOR, "#list li"))
+        )
         items = browser.find_elements(By.CSS_SELECTOR, "#list li")
         assert len(items) == 1000 and len(browser.find_elements(By.TAG_NAME, "video")) == 1
         items[737].click()

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import torch
@@ -326,6 +327,21 @@ def _parse_features(
     return summary, pages
 
 
+def _linked_video(file: Path, out: Path) -> str:
+    """The page's path to a video: ``videos/<name>`` in the output folder, a link to the
+    file, so the page finds it whether it is opened from the run's folder or through
+    ``outputs/parse/latest`` (a relative path to the file itself would hold for one only)."""
+    link = out / "videos" / file.name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(file.resolve())
+    except OSError:
+        return Path(os.path.relpath(file.resolve(), out.resolve())).as_posix()
+    return f"videos/{quote(file.name)}"
+
+
 def _parse_video_files(
     cfg: DictConfig, network: torch.nn.Module, network_config: Any, metrics: dict, device: str
 ) -> tuple[dict[str, Any], list[PageVideo]]:
@@ -392,7 +408,7 @@ def _parse_video_files(
                 frame[:, :, 0].reshape(-1, frame.shape[-1]),
                 frame[:, :, 1].reshape(-1, frame.shape[-1]),
                 record["events"],
-                video=os.path.relpath(file.resolve(), out.resolve()),
+                video=_linked_video(file, out),
             )
         )
     summary = {

@@ -18,6 +18,7 @@ imported). A missing file is one line saying where it goes and how to fetch it.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +51,20 @@ class MissingWeights(InputError):
 
 def use_offline_hub(weights: Path | None) -> None:
     """Point the Hugging Face libraries at ``DIR/huggingface`` when it exists and forbid
-    downloads. Must run before transformers or laion-clap is imported."""
+    downloads, before transformers or laion-clap is imported. huggingface_hub reads both
+    settings when it is imported; where something imported it already (a Hydra app does),
+    its constants are set too, which its lookups read on every call."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    if weights is not None and (Path(weights) / HF_FOLDER).is_dir():
-        os.environ["HF_HUB_CACHE"] = str(Path(weights) / HF_FOLDER)
+    cache = Path(weights) / HF_FOLDER if weights is not None else None
+    if cache is not None and cache.is_dir():
+        os.environ["HF_HUB_CACHE"] = str(cache)
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub import constants
+
+        constants.HF_HUB_OFFLINE = True
+        if cache is not None and cache.is_dir():
+            constants.HF_HUB_CACHE = str(cache)
 
 
 def _hub_file(repo: str, filename: str) -> Path | None:
