@@ -79,13 +79,16 @@ class R2Plus1D:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
         model.fc = nn.Identity()
-        self.model = model.eval().to(device)
+        # channels-last 3D convolutions: 2.35 s against 2.83 s for 10 clips on two CPU
+        # cores (interleaved, best of 3), outputs within 6e-7 of the default layout
+        self.model = model.eval().to(device, memory_format=torch.channels_last_3d)
 
     @torch.no_grad()
     def __call__(self, clips: torch.Tensor) -> np.ndarray:
         """clips (C, 3, 8, 112, 112) -> (C, 512) float32."""
+        clips = clips.to(self.device).contiguous(memory_format=torch.channels_last_3d)
         with autocast(self.device, self.precision):
-            out = self.model(clips.to(self.device))
+            out = self.model(clips)
         return out.float().cpu().numpy()
 
 
