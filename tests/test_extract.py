@@ -78,7 +78,7 @@ def test_decoding_gives_8_fps_frames_and_48_khz_mono_with_the_tone_where_it_was(
     assert window.frames.shape == (80, 64, 96, 3)
     np.testing.assert_array_equal(window.frames, np.stack(every[::2]))
     # a one-window clip keeps all its samples, as librosa.load gives VALOR the whole clip
-    # (AAC's priming and padding make it a few hundred samples longer than 10 s)
+    # (this 10 s AAC clip decodes to a few hundred samples more than 480,000)
     assert window.audio.dtype == np.float32 and 480_000 <= window.audio.size < 481_000
     # independently: the decoder's float samples, channel mean, soxr's HQ resampling to
     # 48 kHz (librosa.load's steps); the project goes through 16-bit samples as

@@ -271,11 +271,10 @@ def parse_videos(cfg: DictConfig) -> dict[str, Any]:
     if source.is_dir() and not any(source.iterdir()):
         raise InputError(f"input={source}: the folder is empty (no videos, no features)")
     if is_video_input(source):
-        summary, pages = _parse_video_files(cfg, network, network_config, metrics, device)
+        summary, records, pages = _parse_video_files(cfg, network, network_config, metrics, device)
     else:
-        summary, pages = _parse_features(cfg, network, network_config, metrics, device)
+        summary, records, pages = _parse_features(cfg, network, network_config, metrics, device)
     summary = {"ckpt": str(cfg.ckpt), "input": str(cfg.input), **summary, "protocol": protocol}
-    records = summary.pop("records")
     write_outputs(out, records, summary)
     page = events_page(pages, model=model, checkpoint=str(cfg.ckpt), protocol=protocol)
     atomic_write_bytes(out / "events.html", page.encode())
@@ -288,9 +287,14 @@ def parse_videos(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+# (summary without the run's ckpt, input and protocol; per-video records; the page's videos)
+ParseOutcome = tuple[dict[str, Any], list[dict[str, Any]], list[PageVideo]]
+
+
 def _parse_features(
     cfg: DictConfig, network: torch.nn.Module, network_config: Any, metrics: dict, device: str
-) -> tuple[dict[str, Any], list[PageVideo]]:
+) -> ParseOutcome:
+    """A dataset folder, a feature folder or an HDF5 store."""
     feature_set = cfg.feature_set or (network_config or {}).get("feature_set")
     source = open_source(
         cfg.input, split=cfg.split, feature_set=feature_set, store_kind=cfg.get("store", "auto")
@@ -322,9 +326,8 @@ def _parse_features(
         "parsed": len(parsed.filenames),
         "events": len(events),
         "skipped": parsed.skipped,
-        "records": records,
     }
-    return summary, pages
+    return summary, records, pages
 
 
 def _linked_video(file: Path, out: Path) -> str:
@@ -344,7 +347,7 @@ def _linked_video(file: Path, out: Path) -> str:
 
 def _parse_video_files(
     cfg: DictConfig, network: torch.nn.Module, network_config: Any, metrics: dict, device: str
-) -> tuple[dict[str, Any], list[PageVideo]]:
+) -> ParseOutcome:
     """Video files: features from the extraction cache (extracting what is not there,
     all uncached files in one run), the network on each video's windows, the windows'
     events joined on the video's time axis."""
@@ -373,7 +376,6 @@ def _parse_video_files(
         skipped.update({Path(f).stem: reason for f, reason in failed.items()})
     records: list[dict[str, Any]] = []
     pages: list[PageVideo] = []
-    total_events = 0
     for file, entry in entries.items():
         if file.stem in skipped:
             continue
@@ -400,7 +402,6 @@ def _parse_video_files(
         )
         record = event_records(events, [file.stem])[0]
         records.append(record)
-        total_events += len(events)
         pages.append(
             PageVideo(
                 file.stem,
@@ -417,13 +418,12 @@ def _parse_video_files(
         "feature_set": "valor",
         "videos": len(files),
         "parsed": len(records),
-        "events": total_events,
+        "events": sum(len(r["events"]) for r in records),
         "extracted": len(todo),
         "extract_cache": str(cache),
         "skipped": skipped,
-        "records": records,
     }
-    return summary, pages
+    return summary, records, pages
 
 
 def _report(summary: Mapping[str, Any], out: Path) -> None:

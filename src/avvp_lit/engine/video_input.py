@@ -14,12 +14,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from avvp_lit.data.features import FEATURE_SETS
 from avvp_lit.extract.files import VIDEO_SUFFIXES, video_files
 from avvp_lit.utils.errors import ConfigError
 
 # bump when the extraction's numbers change, so old cache entries are not read
 RECIPE_VERSION = 1
 LIST_SUFFIXES = (".txt", ".lst")
+# the top folders of the released feature layouts ("CLIP", "CLAP", "feats")
+FEATURE_FOLDERS = sorted(
+    {m.folder.split("/")[0] for spec in FEATURE_SETS.values() for m in spec.modalities}
+)
 
 
 def default_cache() -> Path:
@@ -35,7 +40,7 @@ def is_video_input(path: Path) -> bool:
         return path.suffix.lower() in VIDEO_SUFFIXES + LIST_SUFFIXES
     if path.is_dir():
         has_videos = any(p.suffix.lower() in VIDEO_SUFFIXES for p in path.iterdir())
-        has_features = any((path / d).is_dir() for d in ("CLIP", "CLAP", "feats"))
+        has_features = any((path / d).is_dir() for d in FEATURE_FOLDERS)
         return has_videos and not has_features
     return False
 
@@ -68,11 +73,10 @@ class ExtractionKey:
         return digest.hexdigest()[:32]
 
 
-def check_feature_set(name: str | None) -> str:
-    """The feature set a checkpoint asks for, if avvp-extract can make it."""
+def check_feature_set(name: str | None) -> None:
+    """Refuse a checkpoint whose feature set avvp-extract cannot make (before decoding)."""
     if name not in (None, "valor"):
         raise ConfigError(
             f"the checkpoint's model reads {name!r} features; avvp-extract makes the valor "
             "feature set only, so video input needs a checkpoint trained on valor features"
         )
-    return "valor"

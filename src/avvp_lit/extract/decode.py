@@ -42,10 +42,6 @@ class Window:
     frames: np.ndarray
     audio: np.ndarray
 
-    @property
-    def seconds(self) -> float:
-        return self.end - self.start
-
 
 def _open(path: Path) -> av.container.InputContainer:
     if not path.is_file():

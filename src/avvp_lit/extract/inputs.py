@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from avvp_lit.classes import NUM_SEGMENTS
 from avvp_lit.extract.recipe import (
     CLAP_SAMPLES,
     CLIP_FRAMES,
@@ -23,6 +22,7 @@ from avvp_lit.extract.recipe import (
     R2PLUS1D_CLIP_LENGTH,
     R2PLUS1D_FRAMES,
     R2PLUS1D_SIZE,
+    WINDOW_S,
     quantize_int16,
     second_chunks,
     spread_indices,
@@ -95,7 +95,7 @@ class WindowInputs:
     source: str
     start: float
     end: float
-    frames: int
+    frame_count: int  # frames at 8 fps
     clip: torch.Tensor  # (10, 3, 224, 224)
     r2plus1d: torch.Tensor  # (10, 3, 8, 112, 112)
     clap: np.ndarray  # (480000,)
@@ -103,4 +103,5 @@ class WindowInputs:
 
     @property
     def short(self) -> bool:
-        return self.end - self.start < NUM_SEGMENTS - 1e-6
+        """Shorter than an LLP clip: its 10 segments are stretched over it."""
+        return self.end - self.start < WINDOW_S - 1e-6

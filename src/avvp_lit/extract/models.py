@@ -128,7 +128,6 @@ class ClapAudio:
         self.device, self.precision = device, precision
         module = laion_clap.CLAP_Module(enable_fusion=True, device=device, amodel=CLAP_AUDIO_MODEL)
         module.model.load_state_dict(clap_state_dict(checkpoint))
-        self.module = module
         self.model = module.model.eval()
         cfg = module.model_cfg["audio_cfg"]
         self.cfg = cfg
@@ -144,7 +143,7 @@ class ClapAudio:
         self.mel_basis = torch.from_numpy(basis).float().to(device)  # (64, 513)
         self.window = torch.hann_window(cfg["window_size"], device=device)
         with torch.no_grad():
-            text = self.module.get_text_embedding(list(CLAP_PROMPTS), use_tensor=True)
+            text = module.get_text_embedding(list(CLAP_PROMPTS), use_tensor=True)
         self.prompts = text.float().to(device)  # (25, 512), unit norm
         self.scale = float(self.model.logit_scale_a.detach().exp())
         self._maps: list[torch.Tensor] = []

@@ -9,7 +9,6 @@ that cannot be used is one line in ``skipped.txt``; the others go on.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import time
@@ -43,14 +42,13 @@ from avvp_lit.utils.atomic import atomic_path, atomic_write_bytes
 from avvp_lit.utils.errors import InputError
 from avvp_lit.utils.progress import progress_bar
 
-log = logging.getLogger(__name__)
-
 DONE_FILE = "extracted.tsv"
 SKIPPED_FILE = "skipped.txt"
 WINDOWS_FILE = "windows.tsv"
 STAGING = ".npy-staging"
 WINDOWS_HEADER = "id\tsource\tstart_s\tend_s\tframes_8fps\tshort\n"
 FEATURES = get_feature_set("valor")
+INPUT_MODALITIES = [m for m in FEATURES.modalities if not m.is_label]
 STAGES = ("load", "decode", "clip", "clap", "r2plus1d", "write")
 
 
@@ -112,7 +110,7 @@ class VideoFiles(Dataset):
                     source=str(source),
                     start=w.start,
                     end=w.end,
-                    frames=len(w.frames),
+                    frame_count=len(w.frames),
                     clip=clip_pixels(w.frames, self.mean, self.std),
                     r2plus1d=r2plus1d_clips(w.frames),
                     clap=clap_feature_waveform(w.audio),
@@ -145,7 +143,6 @@ class WeakLabelTable:
 
     def __init__(self, path: Path) -> None:
         weak = read_weak_labels(path)
-        self.path = path
         self.by_name = dict(zip(weak.filenames, weak.labels, strict=True))
         self.by_id = {feature_id(n): v for n, v in self.by_name.items()}
 
@@ -166,7 +163,7 @@ def _completed(out: Path) -> dict[str, list[str]]:
 
 
 def _has_all(root: Path, ids: list[str], with_labels: bool) -> bool:
-    keys = [m for m in FEATURES.modalities if with_labels or not m.is_label]
+    keys = FEATURES.modalities if with_labels else INPUT_MODALITIES
     return all((root / m.folder / f"{i}.npy").is_file() for i in ids for m in keys)
 
 
@@ -306,7 +303,7 @@ def extract(
                 ids_of[window.source].append(window.id)
                 windows_rows.append(
                     f"{window.id}\t{window.source}\t{window.start:g}\t{window.end:g}\t"
-                    f"{window.frames}\t{'stretched' if window.short else ''}"
+                    f"{window.frame_count}\t{'stretched' if window.short else ''}"
                 )
                 if window.short:
                     result.short.append(window.id)
@@ -318,10 +315,8 @@ def extract(
         if pending:
             finish(pending)
 
-    header = "id\tsource\tstart_s\tend_s\tframes_8fps\tshort\n"
-    atomic_write_bytes(
-        out / WINDOWS_FILE, (header + "".join(r + "\n" for r in windows_rows)).encode()
-    )
+    rows = "".join(r + "\n" for r in windows_rows)
+    atomic_write_bytes(out / WINDOWS_FILE, (WINDOWS_HEADER + rows).encode())
     skipped = "".join(f"{reason}\n" for reason in result.skipped.values())
     atomic_write_bytes(out / SKIPPED_FILE, skipped.encode())
     if settings.format == "h5":
@@ -358,12 +353,11 @@ def fill_cache(
         result = extract(files, staging, settings, weights=weights, progress=progress)
         rows = (staging / WINDOWS_FILE).read_text().splitlines()[1:]
         by_id = {row.split("\t")[0]: row for row in rows}
-        inputs = [m for m in FEATURES.modalities if not m.is_label]
         for source, ids in _completed(staging).items():
             entry = entries[Path(source)]
             partial = entry.with_name(f".{entry.name}.tmp-{os.getpid()}")
             shutil.rmtree(partial, ignore_errors=True)
-            for modality in inputs:
+            for modality in INPUT_MODALITIES:
                 (partial / modality.folder).mkdir(parents=True)
                 for window in ids:
                     name = f"{window}.npy"

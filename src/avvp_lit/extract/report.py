@@ -35,7 +35,7 @@ def print_summary(result: ExtractResult, console: Console | None = None) -> None
     table.add_row(
         "time by stage",
         ", ".join(f"{s} {result.seconds[s]:.1f} s" for s in STAGES)
-        + " (decode runs in the workers, beside the models)",
+        + " (decode: decoding and preparing, in the workers when --workers > 0)",
     )
     table.add_row("windows", f"{WINDOWS_FILE} (id, source, seconds, frames)")
     console.print(table)
