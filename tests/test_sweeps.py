@@ -189,7 +189,7 @@ def test_profiles_set_the_training_length() -> None:
     selection = converged.callbacks.model_checkpoint
     assert (stopping.monitor, stopping.mode) == (selection.monitor, selection.mode)
     assert (stopping.monitor, stopping.mode, stopping.patience) == ("val/seg_type", "max", 3)
-    assert converged.trainer.max_epochs == 10
+    assert converged.trainer.max_epochs == 9
     assert (converged.model.class_dim, converged.model.ffn_dim, converged.model.num_layers) == (
         32,
         128,
