@@ -490,3 +490,15 @@ def test_missing_weights_are_one_line_each_with_where_and_how(tmp_path):
     assert any("r2plus1d_18-91a641e6.pth" in line for line in lines)
     assert all(line.startswith("avvp-extract: missing weights: ") for line in lines)
     assert not (tmp_path / "out").exists()
+
+
+def test_inputs_of_one_name_are_refused_before_decoding(tmp_path):
+    from avvp_lit.extract.pipeline import ExtractSettings, extract
+    from avvp_lit.utils.errors import InputError
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_video(tmp_path / folder / "clip.mp4", seconds=2)
+    with pytest.raises(InputError, match=r"'clip': \S+/a/clip.mp4, \S+/b/clip.mp4"):
+        extract([tmp_path / "a", tmp_path / "b"], tmp_path / "out", ExtractSettings())
+    assert not (tmp_path / "out").exists()

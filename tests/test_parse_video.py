@@ -82,14 +82,54 @@ def test_a_25_second_video_spreads_its_short_tail_over_ten_segments():
 
 
 # --- end to end --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def parsed_video(tmp_path_factory, tiny_extractor_weights):
-    """A 25-second clip parsed from the .mp4, and from the features avvp-extract wrote."""
-    from avvp_lit.engine.parsing import parse_videos
+TRAIN_LABELS = {
+    "walk_0_10": "Dog",
+    "walk_10_20": "Dog,Speech",
+    "walk_20_25": "Speech",
+    "tone": "Car",
+}
+
+
+def _labelled_dataset(root: Path, videos: dict[str, Path], weights: Path) -> Path:
+    """An LLP-layout dataset of the tiny extractor's features and pseudo labels: the
+    windows of ``videos["walk"]`` and ``videos["tone"]`` to train on, one clip each to
+    validate and to test on (the annotation files in the released formats)."""
     from avvp_lit.extract.pipeline import ExtractSettings, extract
+    from tests.helpers.datasets import HEADER_DENSE, HEADER_WEAK
+
+    dataset = root / "dataset"
+    dataset.mkdir()
+    labels = {**TRAIN_LABELS, "val": "Dog", "test": "Dog"}
+    weak = "".join(f"{n}\t{c}\n" for n, c in labels.items())
+    (dataset / "AVVP_train.csv").write_text(HEADER_WEAK + weak)
+    extract(
+        list(videos.values()),
+        dataset,
+        ExtractSettings(labels=dataset / "AVVP_train.csv", workers=0),
+        weights=weights,
+        progress=False,
+    )
+    (dataset / "AVVP_train.csv").write_text(
+        HEADER_WEAK + "".join(f"{n}\t{c}\n" for n, c in TRAIN_LABELS.items())
+    )
+    (dataset / "AVVP_val_pd.csv").write_text(HEADER_WEAK + "val\tDog\n")
+    (dataset / "AVVP_test_pd.csv").write_text(HEADER_WEAK + "test\tDog\n")
+    dense = HEADER_DENSE + "val\t2\t6\tDog\ntest\t3\t7\tDog\n"
+    for name in ("AVVP_eval_audio.csv", "AVVP_eval_audio_pre2024.csv", "AVVP_eval_visual.csv"):
+        (dataset / name).write_text(dense)
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def parsed_video(tmp_path_factory, tiny_extractor_weights, data_dir):
+    """A smoke checkpoint of MM-CSE trained by avvp-train on what the tiny extractor made
+    of four clips; a 25-second clip parsed with it from the .mp4, and from the features
+    avvp-extract wrote for it."""
+    from avvp_lit.engine.parsing import parse_videos
+    from avvp_lit.engine.tasks import train_and_test
     from avvp_lit.extract.stand_ins import write_video
-    from tests.helpers.tiny import TinyNet
-    from tests.test_parse import parse_config, write_checkpoint
+    from tests.helpers.training import run_config
+    from tests.test_parse import parse_config
 
     root = tmp_path_factory.mktemp("parse_video")
     videos = root / "videos"
@@ -97,10 +137,28 @@ def parsed_video(tmp_path_factory, tiny_extractor_weights):
     video = write_video(videos / "walk.mp4", seconds=25, fps=8, size=(80, 60))
     write_video(videos / "mute.mp4", seconds=3, audio=False)
     (videos / "broken.mp4").write_bytes(b"\x00" * 512)
-    import torch
-
-    torch.manual_seed(5)
-    ckpt = write_checkpoint(root / "valor.ckpt", TinyNet("valor"))
+    clips = root / "clips"
+    clips.mkdir()
+    training = {"walk": video}
+    for name, tone in (("tone", (0.0, 4.0)), ("val", (2.0, 6.0)), ("test", (3.0, 7.0))):
+        training[name] = write_video(clips / f"{name}.mp4", fps=8, size=(80, 60), tone_seconds=tone)
+    dataset = _labelled_dataset(root, training, tiny_extractor_weights)
+    run = root / "train"
+    overrides = [
+        "experiment=smoke",
+        "data=llp_valor",
+        f"data.root={dataset}",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "data.in_memory=true",
+        "model.num_layers=1",
+        "trainer.max_epochs=2",
+        "optimizer.lr=1e-3",
+        "logger=csv",
+        "callbacks.dashboard=null",
+    ]
+    train_and_test(run_config("train", overrides, run, data_dir))
+    (ckpt,) = (run / "checkpoints").glob("epoch_*.ckpt")
     common = [
         f"ckpt={ckpt}",
         f"weights={tiny_extractor_weights}",
@@ -108,16 +166,8 @@ def parsed_video(tmp_path_factory, tiny_extractor_weights):
     ]
     summary = parse_videos(parse_config([*common, f"input={videos}"], root / "from_video"))
     again = parse_videos(parse_config([*common, f"input={video}"], root / "again"))
-    features = root / "features"
-    extract(
-        [video],
-        features,
-        ExtractSettings(workers=0),
-        weights=tiny_extractor_weights,
-        progress=False,
-    )
     from_features = parse_videos(
-        parse_config([f"ckpt={ckpt}", f"input={features}"], root / "from_features")
+        parse_config([f"ckpt={ckpt}", f"input={dataset}", "split=train"], root / "from_features")
     )
     return root, video, summary, again, from_features
 
@@ -130,9 +180,10 @@ def test_parsing_the_mp4_gives_the_events_of_its_extracted_features(parsed_video
     assert summary["mode"] == "video" and summary["parsed"] == 1 and summary["extracted"] == 3
     assert set(summary["skipped"]) == {"mute", "broken"}
     assert "no audio stream" in summary["skipped"]["mute"]
-    assert again["extracted"] == 0  # the same file and settings: read from the cache
+    assert again["extracted"] == 0  # the same file, settings and weights: from the cache
     # the features' per-window events, laid on the video's time axis by hand
-    windows = cached_windows(root / "features")
+    windows = [w for w in cached_windows(root / "dataset") if w[0].startswith("walk_")]
+    assert len(windows) == 3
     records = {
         json.loads(line)["filename"]: json.loads(line)["events"]
         for line in (root / "from_features/events.jsonl").open()
@@ -156,7 +207,7 @@ def test_parsing_the_mp4_gives_the_events_of_its_extracted_features(parsed_video
             merged.append(item)
     assert got == sorted(merged)
     assert len(got) > 0
-    assert from_features["parsed"] == 3
+    assert from_features["parsed"] == len(TRAIN_LABELS)
 
 
 def test_a_han_checkpoint_on_video_input_is_a_named_error_before_decoding(tmp_path):
@@ -211,6 +262,93 @@ def test_the_command_a_new_user_types(tmp_path, tiny_extractor_weights):
     assert page.is_file()
     assert (page.parent / "videos/my_video.mp4").resolve() == (tmp_path / "my_video.mp4").resolve()
     assert json.loads((page.parent / "summary.json").read_text())["parsed"] == 1
+
+
+def test_names_are_stems_unless_stems_repeat(tmp_path):
+    from avvp_lit.engine.video_input import input_names
+
+    files = [tmp_path / "a/clip.mp4", tmp_path / "b/clip.mp4", tmp_path / "b/walk.mkv"]
+    assert list(input_names(files).values()) == [
+        ("a/clip.mp4", "a/clip.mp4"),
+        ("b/clip.mp4", "b/clip.mp4"),
+        ("walk", "walk.mkv"),
+    ]
+
+
+def test_the_weights_identity_follows_the_files_not_the_links(tmp_path):
+    from avvp_lit.extract.weights import WeightPaths
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    (clip / "config.json").write_text("{}")
+    (tmp_path / "clap.pt").write_bytes(b"1")
+    (tmp_path / "r21d.pth").write_bytes(b"2")
+    paths = WeightPaths(str(clip), tmp_path / "clap.pt", tmp_path / "r21d.pth")
+    before = paths.identity()
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for name in ("clip", "clap.pt", "r21d.pth"):
+        (linked / name).symlink_to(tmp_path / name)
+    assert WeightPaths(
+        str(linked / "clip"), linked / "clap.pt", linked / "r21d.pth"
+    ).identity() == (before)
+    (tmp_path / "r21d.pth").write_bytes(b"22")  # retrained: another file of the same name
+    assert paths.identity() != before
+    changed = paths.identity()
+    os.utime(clip / "config.json", ns=(1, 1))
+    assert paths.identity() != changed
+
+
+@pytest.mark.slow
+def test_same_stems_parse_apart_and_new_weights_extract_again(
+    tmp_path, tiny_extractor_weights, monkeypatch
+):
+    """a/clip.mp4 and b/clip.mp4 are two videos (and a list naming one twice parses it
+    once); the same videos with another R(2+1)D file are extracted again, not read from
+    the cache entries of the first weights."""
+    from huggingface_hub import constants
+
+    from avvp_lit.engine.parsing import parse_videos
+    from avvp_lit.extract.stand_ins import write_video
+    from avvp_lit.extract.weights import R2PLUS1D_FILE
+    from tests.helpers.tiny import TinyNet
+    from tests.test_parse import parse_config, write_checkpoint
+
+    monkeypatch.setenv("HF_HUB_CACHE", os.environ["HF_HUB_CACHE"])  # restored afterwards
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", constants.HF_HUB_CACHE)
+    for folder, size in (("a", (64, 48)), ("b", (48, 64))):
+        (tmp_path / folder).mkdir()
+        write_video(tmp_path / folder / "clip.mp4", seconds=2, size=size)
+    listing = tmp_path / "videos.txt"
+    listing.write_text("a/clip.mp4\nb/clip.mp4\n# twice:\n./a/clip.mp4\n")
+    ckpt = write_checkpoint(tmp_path / "v.ckpt", TinyNet("valor"))
+    cache = tmp_path / "cache"
+
+    def parse(weights: Path, out: str) -> dict:
+        overrides = [f"ckpt={ckpt}", f"input={listing}", f"weights={weights}"]
+        return parse_videos(parse_config([*overrides, f"extract_cache={cache}"], tmp_path / out))
+
+    first = parse(tiny_extractor_weights, "first")
+    assert (first["videos"], first["parsed"], first["extracted"]) == (2, 2, 2)
+    names = [json.loads(line)["filename"] for line in (tmp_path / "first/events.jsonl").open()]
+    assert names == ["a/clip.mp4", "b/clip.mp4"]
+    for name in names:
+        assert (tmp_path / "first/videos" / name).resolve() == (tmp_path / name).resolve()
+    windows = {
+        p.name for p in cache.glob("*/CLIP/features/*.npy")
+    }  # named after the cache entries, so the two clips' arrays do not clash
+    assert len(windows) == 2
+
+    retrained = tmp_path / "retrained"
+    retrained.mkdir()
+    for item in tiny_extractor_weights.iterdir():
+        if item.name == R2PLUS1D_FILE:
+            shutil.copyfile(item, retrained / item.name)
+        else:
+            (retrained / item.name).symlink_to(item)
+    second = parse(retrained, "second")
+    assert second["extracted"] == 2 and second["weights"] != first["weights"]
+    assert parse(tiny_extractor_weights, "third")["extracted"] == 0
 
 
 def test_an_empty_folder_is_a_named_error(tmp_path):
@@ -288,6 +426,14 @@ def test_the_page_shows_the_events_on_the_video_in_chromium(parsed_video):
             lambda b: b.execute_script("return document.getElementById('player').readyState") >= 1
         )
         latest = max(bars, key=lambda b: float(b.get_attribute("data-onset")))
+        away = float(latest.get_attribute("data-onset")) + 7.5  # somewhere else first
+        browser.execute_script(f"document.getElementById('player').currentTime = {away}")
+        WebDriverWait(browser, 10).until(
+            lambda b: (
+                b.execute_script("return document.getElementById('player').currentTime")
+                == pytest.approx(away, abs=0.05)
+            )
+        )
         latest.click()
         time = browser.execute_script("return document.getElementById('player').currentTime")
         assert time == pytest.approx(float(latest.get_attribute("data-onset")), abs=0.05)

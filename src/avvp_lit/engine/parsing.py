@@ -36,6 +36,7 @@ from avvp_lit.engine.video_input import (
     ExtractionKey,
     check_feature_set,
     default_cache,
+    input_names,
     is_video_input,
     video_inputs,
 )
@@ -330,11 +331,11 @@ def _parse_features(
     return summary, records, pages
 
 
-def _linked_video(file: Path, out: Path) -> str:
+def _linked_video(file: Path, out: Path, name: str) -> str:
     """The page's path to a video: ``videos/<name>`` in the output folder, a link to the
     file, so the page finds it whether it is opened from the run's folder or through
     ``outputs/parse/latest`` (a relative path to the file itself would hold for one only)."""
-    link = out / "videos" / file.name
+    link = out / "videos" / name
     link.parent.mkdir(parents=True, exist_ok=True)
     try:
         if link.is_symlink() or link.exists():
@@ -342,7 +343,7 @@ def _linked_video(file: Path, out: Path) -> str:
         link.symlink_to(file.resolve())
     except OSError:
         return Path(os.path.relpath(file.resolve(), out.resolve())).as_posix()
-    return f"videos/{quote(file.name)}"
+    return f"videos/{quote(name)}"
 
 
 def _parse_video_files(
@@ -352,18 +353,21 @@ def _parse_video_files(
     all uncached files in one run), the network on each video's windows, the windows'
     events joined on the video's time axis."""
     from avvp_lit.extract.pipeline import DONE_FILE, ExtractSettings, cached_windows, fill_cache
+    from avvp_lit.extract.weights import resolve_weights
 
     check_feature_set(cfg.feature_set or (network_config or {}).get("feature_set"))
     files = video_inputs(Path(cfg.input))
     if not files:
         raise ConfigError(f"input={cfg.input}: no video files in it")
+    names = input_names(files)
     out = Path(cfg.output_dir)
     weights = Path(cfg.weights) if cfg.get("weights") else None
     use_offline_hub(weights)
-    key = ExtractionKey("valor", float(cfg.window), str(cfg.precision))
+    identity = resolve_weights(weights).identity()
+    key = ExtractionKey("valor", float(cfg.window), str(cfg.precision), identity)
     cache = Path(cfg.extract_cache) if cfg.get("extract_cache") else default_cache()
     entries = {f: cache / key.of(f) for f in files if f.is_file()}
-    skipped = {f.stem: f"{f}: no such file" for f in files if not f.is_file()}
+    skipped = {names[f][0]: f"{f}: no such file" for f in files if not f.is_file()}
     todo = [f for f, entry in entries.items() if not (entry / DONE_FILE).is_file()]
     if todo:
         settings = ExtractSettings(
@@ -373,11 +377,12 @@ def _parse_video_files(
             workers=int(cfg.workers),
         )
         failed = fill_cache(todo, entries, settings, weights, progress=bool(cfg.progress))
-        skipped.update({Path(f).stem: reason for f, reason in failed.items()})
+        skipped.update({names[Path(f)][0]: reason for f, reason in failed.items()})
     records: list[dict[str, Any]] = []
     pages: list[PageVideo] = []
     for file, entry in entries.items():
-        if file.stem in skipped:
+        name, link = names[file]
+        if name in skipped:
             continue
         windows = cached_windows(entry)  # [(id, start, end)] in time order
         source = open_source(entry, split=cfg.split, feature_set="valor")
@@ -385,7 +390,7 @@ def _parse_video_files(
             network, source, batch_size=int(cfg.batch_size), device=device, progress=False
         )
         if parsed.skipped:
-            skipped[file.stem] = "; ".join(parsed.skipped.values())
+            skipped[name] = "; ".join(parsed.skipped.values())
             continue
         row = {name: i for i, name in enumerate(parsed.filenames)}
         order = np.array([row[w] for w, _, _ in windows])
@@ -400,16 +405,16 @@ def _parse_video_files(
             np.array([s for _, s, _ in windows]),
             np.array([e for _, _, e in windows]),
         )
-        record = event_records(events, [file.stem])[0]
+        record = event_records(events, [name])[0]
         records.append(record)
         pages.append(
             PageVideo(
-                file.stem,
+                name,
                 bounds,
                 frame[:, :, 0].reshape(-1, frame.shape[-1]),
                 frame[:, :, 1].reshape(-1, frame.shape[-1]),
                 record["events"],
-                video=_linked_video(file, out),
+                video=_linked_video(file, out, link),
             )
         )
     summary = {
@@ -421,6 +426,7 @@ def _parse_video_files(
         "events": sum(len(r["events"]) for r in records),
         "extracted": len(todo),
         "extract_cache": str(cache),
+        "weights": identity,
         "skipped": skipped,
     }
     return summary, records, pages

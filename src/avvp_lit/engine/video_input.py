@@ -1,9 +1,11 @@
 """Video files as ``avvp-parse`` input: which inputs are videos, and their features,
 extracted once through ``avvp-extract``'s pipeline and cached.
 
-The cache key is the file's content (SHA-256) and the extraction settings (feature set,
-window, precision, the recipe's version), so a second parse of the same file with the same
-settings reads the cached arrays, and a changed file or setting extracts again.
+The cache key is the file's content (SHA-256), the extraction settings (feature set,
+window, precision, the recipe's version) and the weight files' identity
+(:meth:`avvp_lit.extract.weights.WeightPaths.identity`), so a second parse of the same file
+with the same settings and weights reads the cached arrays, and a changed file, setting or
+weight file extracts again.
 """
 
 from __future__ import annotations
@@ -47,11 +49,16 @@ def is_video_input(path: Path) -> bool:
 
 def video_inputs(path: Path) -> list[Path]:
     """The video files of an input: the file, a folder's video files (sorted), or the
-    files a list names (one per line, relative to the list; ``#`` starts a comment)."""
+    files a list names (one per line, relative to the list; ``#`` starts a comment; a file
+    named twice counts once)."""
     path = Path(path)
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
         lines = [line.strip() for line in path.read_text().splitlines()]
-        return [path.parent / line for line in lines if line and not line.startswith("#")]
+        unique: dict[Path, Path] = {}
+        for line in lines:
+            if line and not line.startswith("#"):
+                unique.setdefault((path.parent / line).resolve(), path.parent / line)
+        return list(unique.values())
     return video_files([path])
 
 
@@ -62,6 +69,7 @@ class ExtractionKey:
     feature_set: str
     window_s: float
     precision: str
+    weights: str
 
     def of(self, video: Path) -> str:
         digest = hashlib.sha256()
@@ -71,6 +79,25 @@ class ExtractionKey:
         settings = json.dumps({**self.__dict__, "recipe": RECIPE_VERSION}, sort_keys=True)
         digest.update(settings.encode())
         return digest.hexdigest()[:32]
+
+
+def input_names(files: list[Path]) -> dict[Path, tuple[str, str]]:
+    """Each file's (name, link): the name its events and page are given, and its path
+    under the run's ``videos/`` folder. The name is the stem; where stems repeat (``a/clip.mp4``
+    and ``b/clip.mp4``) both are the paths below the files' common folder."""
+    stems: dict[str, int] = {}
+    for file in files:
+        stems[file.stem] = stems.get(file.stem, 0) + 1
+    real = {f: f.resolve() for f in files}
+    common = Path(os.path.commonpath([str(p.parent) for p in real.values()]))
+    names = {}
+    for file in files:
+        if stems[file.stem] == 1:
+            names[file] = (file.stem, file.name)
+        else:
+            relative = real[file].relative_to(common).as_posix()
+            names[file] = (relative, relative)
+    return names
 
 
 def check_feature_set(name: str | None) -> None:

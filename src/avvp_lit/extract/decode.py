@@ -122,16 +122,20 @@ def window_id(stem: str, start: float, end: float, windows: int) -> str:
     return f"{stem}_{int(round(start))}_{int(round(end))}"
 
 
-def decode_windows(path: Path, window_s: float = WINDOW_S) -> Iterator[Window]:
+def decode_windows(
+    path: Path, window_s: float = WINDOW_S, *, name: str | None = None
+) -> Iterator[Window]:
     """The windows of one video file, each with its frames and its audio: whole windows
     from 0 s, then the tail if it holds a whole second. An input with one window (shorter
     than ``window_s`` + 1 s) is one window of all its frames and samples, as VALOR's
-    scripts read a clip. At most two windows of frames are held at a time.
+    scripts read a clip. At most two windows of frames are held at a time. Window ids
+    start with ``name`` (the file's stem unless given).
 
     Raises :class:`DecodeError` for a file without a video or an audio stream, an
     undecodable or an empty one.
     """
     path = Path(path)
+    name = path.stem if name is None else name
     audio = waveform(path)
     per_window = round(window_s * FRAME_RATE)
     pieces: list[tuple[float, float, np.ndarray]] = []
@@ -150,7 +154,7 @@ def decode_windows(path: Path, window_s: float = WINDOW_S) -> Iterator[Window]:
                 f"before the window {start:g}-{end:g} s"
             )
         return Window(
-            id=window_id(path.stem, start, end, count),
+            id=window_id(name, start, end, count),
             source=path,
             start=start,
             end=end,

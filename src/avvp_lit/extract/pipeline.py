@@ -92,9 +92,16 @@ class VideoFiles(Dataset):
     """One item per video file: its windows prepared for the models, or why it cannot be."""
 
     def __init__(
-        self, files: list[Path], *, mean: tuple, std: tuple, chunks: bool, window_s: float
+        self,
+        files: list[Path],
+        *,
+        names: list[str],
+        mean: tuple,
+        std: tuple,
+        chunks: bool,
+        window_s: float,
     ) -> None:
-        self.files, self.mean, self.std = files, mean, std
+        self.files, self.names, self.mean, self.std = files, names, mean, std
         self.chunks, self.window_s = chunks, window_s
 
     def __len__(self) -> int:
@@ -116,7 +123,7 @@ class VideoFiles(Dataset):
                     clap=clap_feature_waveform(w.audio),
                     clap_chunks=clap_label_waveforms(w.audio) if self.chunks else None,
                 )
-                for w in decode_windows(source, self.window_s)
+                for w in decode_windows(source, self.window_s, name=self.names[index])
             ]
             error = None
         except DecodeError as failure:
@@ -160,6 +167,20 @@ def _completed(out: Path) -> dict[str, list[str]]:
         source, _, ids = line.partition("\t")
         done[source] = ids.split(",") if ids else []
     return done
+
+
+def _check_names(files: list[Path], names: dict[Path, str]) -> None:
+    """Two inputs whose windows would write the same arrays: a named error before decoding."""
+    by_name: dict[str, list[Path]] = defaultdict(list)
+    for file in files:
+        by_name[names[file]].append(file)
+    clashes = {n: f for n, f in by_name.items() if len(f) > 1}
+    if clashes:
+        lines = "; ".join(f"{n!r}: {', '.join(map(str, f))}" for n, f in clashes.items())
+        raise InputError(
+            f"inputs with the same name would write the same feature files ({lines}); "
+            "rename or extract them separately"
+        )
 
 
 def _has_all(root: Path, ids: list[str], with_labels: bool) -> bool:
@@ -228,9 +249,13 @@ def extract(
     settings: ExtractSettings,
     *,
     weights: Path | None = None,
+    names: dict[Path, str] | None = None,
     progress: bool = True,
 ) -> ExtractResult:
-    """Extract every input video into ``out`` (npy layout, or ``out/features.h5``)."""
+    """Extract every input video into ``out`` (npy layout, or ``out/features.h5``).
+
+    A video's arrays are named after its stem (``names`` may give others); two inputs with
+    the same name are refused before anything is decoded."""
     from avvp_lit.extract.weights import resolve_weights
 
     started = time.perf_counter()
@@ -242,6 +267,9 @@ def extract(
     files = video_files(inputs)
     if not files:
         raise InputError(f"no video files in {', '.join(str(i) for i in inputs)}")
+    given = names or {}
+    names = {f: given.get(f, f.stem) for f in files}
+    _check_names(files, names)
     labels = WeakLabelTable(Path(settings.labels)) if settings.labels is not None else None
     paths = resolve_weights(weights)
     root = out / STAGING if settings.format == "h5" else out
@@ -263,6 +291,7 @@ def extract(
     models = _timed(result.seconds, "load", _Models, paths, device, settings.precision)
     dataset = VideoFiles(
         todo,
+        names=[names[f] for f in todo],
         mean=models.clip.mean,
         std=models.clip.std,
         chunks=labels is not None,
@@ -346,11 +375,22 @@ def fill_cache(
 ) -> dict[str, str]:
     """Extract ``files`` in one run (the models loaded once), then move each video's
     feature arrays and windows into its own folder ``entries[file]``, which appears
-    complete or not at all (a folder rename). Returns the skipped files and why."""
+    complete or not at all (a folder rename). Files of the same entry (the same bytes) are
+    extracted once; windows are named after the entry, so files of one stem do not clash.
+    Returns the skipped files and why."""
     staging = next(iter(entries.values())).parent / f".staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
+    first = {entries[f]: f for f in reversed(files)}  # one file per entry
+    unique = [f for f in files if first[entries[f]] == f]
     try:
-        result = extract(files, staging, settings, weights=weights, progress=progress)
+        result = extract(
+            unique,
+            staging,
+            settings,
+            weights=weights,
+            names={f: entries[f].name for f in unique},
+            progress=progress,
+        )
         rows = (staging / WINDOWS_FILE).read_text().splitlines()[1:]
         by_id = {row.split("\t")[0]: row for row in rows}
         for source, ids in _completed(staging).items():
@@ -367,6 +407,7 @@ def fill_cache(
             (partial / DONE_FILE).write_text(f"{source}\t{','.join(ids)}\n")
             shutil.rmtree(entry, ignore_errors=True)
             os.replace(partial, entry)
-        return result.skipped
+        reasons = {f: result.skipped.get(str(first[entries[f]])) for f in files}
+        return {str(f): reason for f, reason in reasons.items() if reason is not None}
     finally:
         shutil.rmtree(staging, ignore_errors=True)

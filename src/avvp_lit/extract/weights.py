@@ -17,6 +17,7 @@ imported). A missing file is one line saying where it goes and how to fetch it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from dataclasses import dataclass
@@ -87,6 +88,23 @@ class WeightPaths:
     clip: str
     clap: Path
     r2plus1d: Path
+
+    def identity(self) -> str:
+        """Which weight files these are, cheaply: every file the three feature networks
+        load (CLIP's folder, the CLAP checkpoint, R(2+1)D's file), by resolved path, size
+        and modification time. Replacing, retraining or touching one changes it; the same
+        files reached through links do not."""
+        clip = Path(self.clip)
+        if not clip.is_dir():
+            found = _hub_file(self.clip, "config.json")
+            clip = found.parent if found is not None else clip
+        files = sorted(p for p in clip.iterdir() if p.is_file()) if clip.is_dir() else []
+        digest = hashlib.sha256()
+        for path in [*files, self.clap, self.r2plus1d]:
+            real = Path(path).resolve()
+            stat = real.stat()
+            digest.update(f"{real}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
 
 
 def _torch_hub_file(name: str) -> Path:
