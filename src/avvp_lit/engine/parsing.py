@@ -364,18 +364,18 @@ def _parse_video_files(
     weights = Path(cfg.weights) if cfg.get("weights") else None
     use_offline_hub(weights)
     identity = resolve_weights(weights).identity()
-    key = ExtractionKey("valor", float(cfg.window), str(cfg.precision), identity)
+    settings = ExtractSettings(
+        window_s=float(cfg.window),
+        precision=str(cfg.precision),
+        device=device,
+        workers=int(cfg.workers),
+    )
+    key = ExtractionKey("valor", settings.window_s, settings.precision, identity)
     cache = Path(cfg.extract_cache) if cfg.get("extract_cache") else default_cache()
     entries = {f: cache / key.of(f) for f in files if f.is_file()}
     skipped = {names[f][0]: f"{f}: no such file" for f in files if not f.is_file()}
     todo = [f for f, entry in entries.items() if not (entry / DONE_FILE).is_file()]
     if todo:
-        settings = ExtractSettings(
-            window_s=float(cfg.window),
-            precision=str(cfg.precision),
-            device=device,
-            workers=int(cfg.workers),
-        )
         failed = fill_cache(todo, entries, settings, weights, progress=bool(cfg.progress))
         skipped.update({names[Path(f)][0]: reason for f, reason in failed.items()})
     records: list[dict[str, Any]] = []
@@ -392,7 +392,7 @@ def _parse_video_files(
         if parsed.skipped:
             skipped[name] = "; ".join(parsed.skipped.values())
             continue
-        row = {name: i for i, name in enumerate(parsed.filenames)}
+        row = {window: i for i, window in enumerate(parsed.filenames)}
         order = np.array([row[w] for w, _, _ in windows])
         probabilities = {k: v[order] for k, v in parsed.probabilities.items()}
         pred_audio, pred_visual = binarize_time_major(probabilities, metrics)

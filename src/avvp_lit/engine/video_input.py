@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,11 +55,7 @@ def video_inputs(path: Path) -> list[Path]:
     path = Path(path)
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
         lines = [line.strip() for line in path.read_text().splitlines()]
-        unique: dict[Path, Path] = {}
-        for line in lines:
-            if line and not line.startswith("#"):
-                unique.setdefault((path.parent / line).resolve(), path.parent / line)
-        return list(unique.values())
+        return video_files([path.parent / line for line in lines if line and line[0] != "#"])
     return video_files([path])
 
 
@@ -85,9 +82,7 @@ def input_names(files: list[Path]) -> dict[Path, tuple[str, str]]:
     """Each file's (name, link): the name its events and page are given, and its path
     under the run's ``videos/`` folder. The name is the stem; where stems repeat (``a/clip.mp4``
     and ``b/clip.mp4``) both are the paths below the files' common folder."""
-    stems: dict[str, int] = {}
-    for file in files:
-        stems[file.stem] = stems.get(file.stem, 0) + 1
+    stems = Counter(file.stem for file in files)
     real = {f: f.resolve() for f in files}
     common = Path(os.path.commonpath([str(p.parent) for p in real.values()]))
     names = {}

@@ -8,12 +8,15 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpe
 
 
 def video_files(inputs: list[Path]) -> list[Path]:
-    """The video files named, or found (sorted, not recursive) in the folders named."""
-    found: list[Path] = []
+    """The video files named, or found (sorted, not recursive) in the folders named; a
+    file reached twice (under any path to it) counts once, where it first appears."""
+    found: dict[Path, Path] = {}
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            found.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES))
+            named = sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
         else:
-            found.append(item)
-    return list(dict.fromkeys(found))
+            named = [item]
+        for file in named:
+            found.setdefault(file.resolve(), file)
+    return list(found.values())
