@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from avvp_lit.extract.weights import use_offline_hub
+from avvp_lit.utils.memory import reuse_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
+    reuse_freed_memory()  # as avvp-extract does
 
     with tempfile.TemporaryDirectory(prefix="avvp-bench-extract-") as tmp:
         work = Path(tmp)

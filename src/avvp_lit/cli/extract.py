@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from avvp_lit.utils.errors import EXIT_BAD_INPUT, add_debug_flag, run_cli
+from avvp_lit.utils.memory import reuse_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from avvp_lit.extract.weights import MissingWeights, use_offline_hub
 
     use_offline_hub(args.weights)
+    reuse_freed_memory()
 
     def body() -> int:
         from avvp_lit.extract.pipeline import ExtractSettings, extract

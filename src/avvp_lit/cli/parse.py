@@ -7,6 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from avvp_lit.utils.errors import run_hydra_app
+from avvp_lit.utils.memory import reuse_freed_memory
 
 
 @hydra.main(version_base="1.3", config_path="pkg://avvp_lit.conf", config_name="parse")
@@ -19,6 +20,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    reuse_freed_memory()  # video input runs the extractors
     run_hydra_app("avvp-parse", _hydra_main)
 
 
