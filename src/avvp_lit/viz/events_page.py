@@ -66,8 +66,9 @@ def _video_json(item: PageVideo) -> dict[str, Any]:
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:0;display:flex;height:100vh;color:#222}
-#side{width:260px;border-right:1px solid #ddd;display:flex;flex-direction:column}
-#side header{padding:10px;border-bottom:1px solid #ddd;font-size:12px;line-height:1.5}
+#side{flex:none;width:260px;border-right:1px solid #ddd;display:flex;flex-direction:column}
+#side header{padding:10px;border-bottom:1px solid #ddd;font-size:12px;line-height:1.5;
+ overflow-wrap:anywhere}
 #side input{margin:8px;padding:4px}
 #list{overflow:auto;flex:1;margin:0;padding:0;list-style:none}
 #list li{padding:4px 10px;cursor:pointer;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -228,7 +229,7 @@ def events_page(
     header = (
         f"<b>avvp-parse events</b><br>model: {html.escape(model)}<br>"
         f"checkpoint: {html.escape(checkpoint)}<br>protocol: {html.escape(thresholds)}<br>"
-        f"{len(videos)} videos"
+        f"{len(videos)} video{'' if len(videos) == 1 else 's'}"
     )
     return (
         "<!doctype html>\n<html><head><meta charset='utf-8'><title>avvp-parse events</title>"
