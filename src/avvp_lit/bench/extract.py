@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    reuse_freed_memory()  # as avvp-extract does
+    reuse_freed_memory()
 
     with tempfile.TemporaryDirectory(prefix="avvp-bench-extract-") as tmp:
         work = Path(tmp)

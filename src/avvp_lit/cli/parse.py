@@ -16,11 +16,11 @@ def _hydra_main(cfg: DictConfig) -> None:
     from avvp_lit.engine.parsing import parse_videos
     from avvp_lit.engine.rundir import run_task
 
+    reuse_freed_memory()  # video input runs the extractors
     run_task("avvp-parse", parse_videos, cfg)
 
 
 def main() -> None:
-    reuse_freed_memory()  # video input runs the extractors
     run_hydra_app("avvp-parse", _hydra_main)
 
 
