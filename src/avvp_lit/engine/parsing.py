@@ -34,6 +34,7 @@ from avvp_lit.data.llp_stats import positive_runs
 from avvp_lit.engine.validation import validate_values
 from avvp_lit.engine.video_input import (
     ExtractionKey,
+    cache_source,
     check_feature_set,
     default_cache,
     input_names,
@@ -350,8 +351,8 @@ def _parse_video_files(
     cfg: DictConfig, network: torch.nn.Module, network_config: Any, metrics: dict, device: str
 ) -> ParseOutcome:
     """Video files: features from the extraction cache (extracting what is not there,
-    all uncached files in one run), the network on each video's windows, the windows'
-    events joined on the video's time axis."""
+    all uncached files in one run), the network once over every video's windows, each
+    video's windows' events joined on its time axis."""
     from avvp_lit.extract.pipeline import DONE_FILE, ExtractSettings, cached_windows, fill_cache
     from avvp_lit.extract.weights import resolve_weights
 
@@ -378,22 +379,25 @@ def _parse_video_files(
     if todo:
         failed = fill_cache(todo, entries, settings, weights, progress=bool(cfg.progress))
         skipped.update({names[Path(f)][0]: reason for f, reason in failed.items()})
+    readable = {f: entry for f, entry in entries.items() if names[f][0] not in skipped}
+    windows = {entry: cached_windows(entry) for entry in readable.values()}  # time order
+    parsed = run_network(
+        network,
+        cache_source({entry: [w for w, _, _ in rows] for entry, rows in windows.items()}),
+        batch_size=int(cfg.batch_size),
+        device=device,
+        progress=bool(cfg.progress),
+    )
+    row = {window: i for i, window in enumerate(parsed.filenames)}
     records: list[dict[str, Any]] = []
     pages: list[PageVideo] = []
-    for file, entry in entries.items():
+    for file, entry in readable.items():
         name, link = names[file]
-        if name in skipped:
+        lost = [parsed.skipped[w] for w, _, _ in windows[entry] if w in parsed.skipped]
+        if lost:
+            skipped[name] = "; ".join(lost)
             continue
-        windows = cached_windows(entry)  # [(id, start, end)] in time order
-        source = open_source(entry, split=cfg.split, feature_set="valor")
-        parsed = run_network(
-            network, source, batch_size=int(cfg.batch_size), device=device, progress=False
-        )
-        if parsed.skipped:
-            skipped[name] = "; ".join(parsed.skipped.values())
-            continue
-        row = {window: i for i, window in enumerate(parsed.filenames)}
-        order = np.array([row[w] for w, _, _ in windows])
+        order = np.array([row[w] for w, _, _ in windows[entry]])
         probabilities = {k: v[order] for k, v in parsed.probabilities.items()}
         pred_audio, pred_visual = binarize_time_major(probabilities, metrics)
         frame = probabilities["frame_prob"]  # (W, 10, 2, 25)
@@ -402,8 +406,8 @@ def _parse_video_files(
             pred_visual,
             frame[:, :, 0],
             frame[:, :, 1],
-            np.array([s for _, s, _ in windows]),
-            np.array([e for _, _, e in windows]),
+            np.array([s for _, s, _ in windows[entry]]),
+            np.array([e for _, _, e in windows[entry]]),
         )
         record = event_records(events, [name])[0]
         records.append(record)

@@ -17,8 +17,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from avvp_lit.data.features import FEATURE_SETS
+import numpy as np
+
+from avvp_lit.data.features import FEATURE_SETS, FeatureSet, get_feature_set
+from avvp_lit.data.stores import FeatureStore, NpyStore
 from avvp_lit.extract.files import VIDEO_SUFFIXES, video_files
+from avvp_lit.inference import Source, without_labels
 from avvp_lit.utils.errors import ConfigError
 
 # bump when the extraction's numbers change, so old cache entries are not read
@@ -93,6 +97,37 @@ def input_names(files: list[Path]) -> dict[Path, tuple[str, str]]:
             relative = real[file].relative_to(common).as_posix()
             names[file] = (relative, relative)
     return names
+
+
+class _WindowStore(FeatureStore):
+    """Windows of many cache entries as one store, each read from its own entry's."""
+
+    def __init__(self, stores: dict[str, FeatureStore], feature_set: FeatureSet) -> None:
+        self._stores, self.feature_set = stores, feature_set
+
+    @property
+    def location(self) -> str:
+        return "the extraction cache"
+
+    def ids(self) -> set[str]:
+        return set(self._stores)
+
+    def read(self, video: str) -> dict[str, np.ndarray]:
+        return self._stores[video].read(video)
+
+    def _raw(self, video: str, key: str) -> np.ndarray:
+        return self.read(video)[key]
+
+
+def cache_source(windows: dict[Path, list[str]]) -> Source:
+    """One source over the windows of many cache entries (entry -> its window ids), so the
+    network runs once over every video instead of once per video. Window ids start with
+    their entry's name (``fill_cache`` names them so), hence never repeat across entries."""
+    feature_set = without_labels(get_feature_set("valor"))
+    stores = {entry: NpyStore(entry, feature_set) for entry in windows}
+    by_window = {w: stores[entry] for entry, ids in windows.items() for w in ids}
+    ids = list(by_window)
+    return Source(_WindowStore(by_window, feature_set), ids, ids, "features")
 
 
 def check_feature_set(name: str | None) -> None:
